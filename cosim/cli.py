@@ -1,0 +1,82 @@
+"""The ``cosim`` command line.
+
+Every subcommand lives in its own module and registers itself here. Bad
+arguments print one line (``cosim: ...``) and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from cosim import __version__, logs
+
+
+class UsageError(Exception):
+    """Bad command-line input; printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse prints usage + message; we print one line
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from cosim import decode
+
+    return decode.main(args.name, args.value, args.json)
+
+
+def _cmd_trace_show(args: argparse.Namespace) -> int:
+    from cosim import trace_show
+
+    return trace_show.main(args.trace, as_json=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="cosim", description="Xen/Linux GICv3 ITS co-simulation")
+    p.add_argument("--version", action="version", version=f"cosim {__version__}")
+    p.add_argument("--log-json", action="store_true", help="structured logs as JSON lines")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    d = sub.add_parser("decode", help="decode a register, ITS command or LPI property byte")
+    d.add_argument("name", help="register name (GICR_PENDBASER, ICH_LR2_EL2, ...), ITS_CMD or LPI_PROP")
+    d.add_argument("value", help="value: 0x... or decimal; 32 bytes of hex for ITS_CMD")
+    d.add_argument("--json", action="store_true", help="JSON keyed by the architecture's field names")
+    d.set_defaults(func=_cmd_decode)
+
+    t = sub.add_parser("trace", help="inspect a trace file")
+    tsub = t.add_subparsers(dest="trace_command", metavar="TRACE_COMMAND", parser_class=_Parser)
+    ts = tsub.add_parser("show", help="one line per record")
+    ts.add_argument("trace", help="trace file")
+    ts.add_argument("--json", action="store_true", help="one JSON object per line")
+    ts.set_defaults(func=_cmd_trace_show)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(str(exc).splitlines()[0], file=sys.stderr)
+        return 2
+    logs.configure(json=args.log_json, level=args.log_level)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args))
+    except UsageError as exc:
+        print(str(exc).splitlines()[0], file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

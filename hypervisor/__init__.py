@@ -1,0 +1,1 @@
+"""The hosts a guest runs on: bare metal and Xen. Imports `gic` and `transport` only."""
