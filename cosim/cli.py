@@ -29,6 +29,12 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     return decode.main(args.name, args.value, args.json)
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from cosim import demo
+
+    return demo.main()
+
+
 def _cmd_trace_show(args: argparse.Namespace) -> int:
     from cosim import trace_show
 
@@ -41,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-json", action="store_true", help="structured logs as JSON lines")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    sub.add_parser("demo", help="the main demonstration").set_defaults(func=_cmd_demo)
 
     d = sub.add_parser("decode", help="decode a register, ITS command or LPI property byte")
     d.add_argument("name", help="register name (GICR_PENDBASER, ICH_LR2_EL2, ...), ITS_CMD or LPI_PROP")

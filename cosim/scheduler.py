@@ -116,6 +116,9 @@ class _Item:
     token: Any = field(compare=False, default=None)
 
 
+_EMIT = object()
+
+
 class UnknownComponent(KeyError):
     pass
 
@@ -174,12 +177,20 @@ class Scheduler:
             env_id = self._next_id
             self._next_id += 1
         env = Envelope(t=self.now + delay, src=src, dst=dst, msg=msg, id=env_id, reply_to=reply_to, why=why)
+        if delay:
+            # Sent later (the sender is busy until then): emit at that time so the
+            # trace stays in time order.
+            self._push(env.t, "", env=env, token=_EMIT)
+        else:
+            self._emit(env)
+        return env_id
+
+    def _emit(self, env: Envelope) -> None:
         if self.trace is not None:
             self.trace.envelope(env)
         for observe in self.observers:
             observe(env)
-        self._push(env.t + self.latency(env), dst, env=env)
-        return env_id
+        self._push(env.t + self.latency(env), env.dst, env=env)
 
     def call_later(self, name: str, delay: int, token: Any) -> None:
         self._push(self.now + delay, name, token=token)
@@ -215,6 +226,9 @@ class Scheduler:
                 break
             item = heapq.heappop(q)
             self.now = item.t
+            if item.token is _EMIT:
+                self._emit(item.env)  # type: ignore[arg-type]
+                continue
             self.events += 1
             comp = self._components[item.dst]
             port = self._ports[item.dst]

@@ -124,9 +124,7 @@ class ItsCommand:
         return cls(**{f.name: f.get(dws[dw]) for dw, f in cls.LAYOUT})
 
     def __str__(self) -> str:
-        body = " ".join(
-            f"{k}={v:#x}" if k != "V" else f"V={v}" for k, v in self.fields().items()
-        )
+        body = " ".join(f"{k}={v:#x}" if k != "V" else f"V={v}" for k, v in self.fields().items())
         return f"{self.NAME} {body}".rstrip()
 
 

@@ -86,7 +86,10 @@ INNER_CACHE_NAMES: dict[int, str] = {
     6: "RaWaWt",
     7: "RaWaWb",
 }
-OUTER_CACHE_NAMES: dict[int, str] = {0: "SameAsInner", **{k: v for k, v in INNER_CACHE_NAMES.items() if k}}
+OUTER_CACHE_NAMES: dict[int, str] = {
+    0: "SameAsInner",
+    **{k: v for k, v in INNER_CACHE_NAMES.items() if k},
+}
 SHAREABILITY_NAMES: dict[int, str] = {
     0: "Non-shareable",
     1: "Inner Shareable",
@@ -377,9 +380,7 @@ GICR_PENDBASER = _L(
     F("OuterCache", 58, 56),
     F("PTZ", 62, doc="Pending Table Zero (WO, reads 0)"),
 )
-GICR_INVLPIR = _L(
-    "GICR_INVLPIR", 64, 0x00A0, F("INTID", 31, 0), F("vPEID", 47, 32), F("V", 63)
-)
+GICR_INVLPIR = _L("GICR_INVLPIR", 64, 0x00A0, F("INTID", 31, 0), F("vPEID", 47, 32), F("V", 63))
 GICR_INVALLR = _L("GICR_INVALLR", 64, 0x00B0, F("vPEID", 47, 32), F("V", 63))
 GICR_SYNCR = _L("GICR_SYNCR", 32, 0x00C0, F("Busy", 0))
 GICR_PIDR2 = _pidr2("GICR_PIDR2")
@@ -520,9 +521,7 @@ ICC_SGI1R_EL1 = _L(
     F("RS", 47, 44),
     F("Aff3", 55, 48),
 )
-ICC_AP1R_EL1 = _L(
-    "ICC_AP1R_EL1", 64, None, F("P", 31, 0, doc="bit x = active priority group x")
-)
+ICC_AP1R_EL1 = _L("ICC_AP1R_EL1", 64, None, F("P", 31, 0, doc="bit x = active priority group x"))
 
 # ============================================================================================
 # Virtualisation system registers (§6.2-§6.7), all 64-bit
@@ -769,9 +768,7 @@ _SYSREGS = (
 )
 
 
-def _by_offset(
-    singles: tuple[Layout, ...], arrays: tuple[RegisterArray, ...]
-) -> dict[int, Layout]:
+def _by_offset(singles: tuple[Layout, ...], arrays: tuple[RegisterArray, ...]) -> dict[int, Layout]:
     table: dict[int, Layout] = {}
     for layout in singles:
         assert layout.offset is not None
@@ -853,6 +850,25 @@ def array_of(name: str) -> RegisterArray | None:
         if rx.match(key):
             return arr
     return None
+
+
+def frame_of(name: str) -> str | None:
+    """The frame of a register (any name :func:`register` accepts): "GICD", "GICR_RD",
+    "GICR_SGI" (offset relative to SGI_base), "GITS", or None for system registers."""
+    arr = array_of(name)
+    key = arr.layout.name if arr is not None else name.strip().upper()
+    return _FRAME_OF.get(key)
+
+
+_FRAME_OF: dict[str, str] = {
+    **{lay.name: "GICD" for lay in _SINGLE_GICD},
+    **{a.layout.name: "GICD" for a in GICD_ARRAYS},
+    **{lay.name: "GICR_RD" for lay in _SINGLE_GICR_RD},
+    **{lay.name: "GICR_SGI" for lay in _SINGLE_GICR_SGI},
+    **{a.layout.name: "GICR_SGI" for a in GICR_SGI_ARRAYS},
+    **{lay.name: "GITS" for lay in _SINGLE_GITS},
+    **{a.layout.name: "GITS" for a in GITS_ARRAYS},
+}
 
 
 # ============================================================================================
@@ -955,7 +971,7 @@ def decode_register(name: str, value: int) -> dict[str, int]:
     """Decode ``value`` as register ``name`` (any name :func:`register` accepts); ICH_LR<n>_EL2
     is decoded through :func:`decode_ich_lr`."""
     layout = register(name)
-    if layout.fields == ICH_LR_EL2.fields:
+    if layout.fields in (ICH_LR_EL2.fields, ICH_LR_EL2_HW.fields):
         return decode_ich_lr(value)
     return layout.decode(value)
 
@@ -1001,8 +1017,8 @@ for _r in _CACHE_REGS:
 FIELD_MEANINGS.update(
     {
         "GICR_PROPBASER.IDbits": lambda v: f"{v + 1} INTID bits",
-        "GITS_CBASER.Size": lambda v: f"{v + 1} pages ({(v + 1) * 4} KiB)",
-        "GITS_BASER.Size": lambda v: f"{v + 1} pages",
+        "GITS_CBASER.Size": lambda v: f"{_pages(v + 1)} ({(v + 1) * 4} KiB)",
+        "GITS_BASER.Size": lambda v: _pages(v + 1),
         "GITS_BASER.Page_Size": GITS_BASER_PAGE_SIZE_NAMES.__getitem__,
         "GITS_BASER.Type": GITS_BASER_TYPE_NAMES.__getitem__,
         "GITS_BASER.Entry_Size": lambda v: f"{v + 1} bytes",
@@ -1041,8 +1057,12 @@ FIELD_MEANINGS.update(
 )
 
 
+def _pages(n: int) -> str:
+    return "1 page" if n == 1 else f"{n} pages"
+
+
 def intid_kind(intid: int) -> str:
-    """"SGI", "PPI", "SPI", "special", "extended PPI", "extended SPI", "LPI" or "reserved"."""
+    """ "SGI", "PPI", "SPI", "special", "extended PPI", "extended SPI", "LPI" or "reserved"."""
     if intid < PPI_BASE_INTID:
         return "SGI"
     if intid < SPI_BASE_INTID:

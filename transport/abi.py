@@ -73,7 +73,9 @@ __HYPERVISOR_dm_op = 41
 __HYPERVISOR_hypfs_op = 42
 
 HYPERCALLS: dict[int, str] = {
-    v: k.removeprefix("__HYPERVISOR_") for k, v in dict(globals()).items() if k.startswith("__HYPERVISOR_")
+    v: k.removeprefix("__HYPERVISOR_")
+    for k, v in dict(globals()).items()
+    if k.startswith("__HYPERVISOR_")
 }
 
 # Xen errno values (xen/include/public/errno.h), returned negated in x0.

@@ -11,6 +11,7 @@ logic of who answers what lives in the cores.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -87,6 +88,9 @@ class Link(ABC):
 class _FramedLink(Link):
     """Shared receive logic: bytes in, FrameDecoder, envelopes out; remembers how it ended."""
 
+    #: A cancelled send either sent the whole frame or nothing (memory channels).
+    _atomic_send = False
+
     def __init__(self, name: str, max_frame: int) -> None:
         self.name = name
         self.max_frame = max_frame
@@ -134,6 +138,8 @@ class _FramedLink(Link):
             except (trio.BrokenResourceError, trio.EndOfChannel, OSError) as exc:
                 raise await self._break(f"{self.name}: send failed: {_describe(exc)}") from None
             except BaseException:
+                if self._atomic_send:
+                    raise
                 # Cancelled mid-send: the peer may hold half a frame; the stream is unusable.
                 if self._ended is None:
                     self._ended = LinkBroken(f"{self.name}: a send was cancelled mid-frame")
@@ -159,7 +165,9 @@ class _FramedLink(Link):
                         self._raise_if_ended()
                     raise LinkClosed(f"{self.name}: link closed on this side") from None
                 except (trio.BrokenResourceError, OSError) as exc:
-                    raise await self._break(f"{self.name}: receive failed: {_describe(exc)}") from None
+                    raise await self._break(
+                        f"{self.name}: receive failed: {_describe(exc)}"
+                    ) from None
                 if data:
                     self._decoder.feed(data)
                 else:
@@ -183,6 +191,8 @@ def _describe(exc: BaseException) -> str:
 
 class MemoryLink(_FramedLink):
     """One end of an in-memory link: frames as bytes over a pair of trio memory channels."""
+
+    _atomic_send = True
 
     def __init__(
         self,
@@ -295,13 +305,17 @@ async def serve_unix(
     A LinkError escaping a handler ends only that connection.
     """
     path = os.fspath(path)
-    sock = trio.socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    # Bound here, not with trio's bind (which runs in a thread): a local filesystem
+    # operation, and no thread keeps a MockClock from telling idle from busy.
+    raw = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        await sock.bind(path)
-        sock.listen(128)
+        raw.bind(path)
+        raw.listen(128)
     except BaseException:
-        sock.close()
+        raw.close()
         raise
+    sock = trio.socket.from_stdlib_socket(raw)
+    await trio.lowlevel.checkpoint()
     try:
         listener = trio.SocketListener(sock)
         async with trio.open_nursery() as nursery:
@@ -309,7 +323,7 @@ async def serve_unix(
             task_status.started(path)
     finally:
         sock.close()
-        with _suppress_oserror():
+        with contextlib.suppress(OSError):
             os.unlink(path)
 
 
@@ -332,14 +346,6 @@ async def serve_tcp(
             trio.serve_listeners, _serving(handler, f"tcp:{host}:{bound[1]}"), listeners
         )
         task_status.started((bound[0], bound[1]))
-
-
-class _suppress_oserror:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, et: type[BaseException] | None, *rest: object) -> bool:
-        return et is not None and issubclass(et, OSError)
 
 
 # --- request / reply -----------------------------------------------------------------
@@ -425,7 +431,15 @@ class Endpoint:
         async def dispatch() -> None:
             async with rx:
                 async for env in rx:
-                    await handler(env)
+                    try:
+                        await handler(env)
+                    except LinkError as exc:  # a dead link ends that exchange, not the loop
+                        log.warning(
+                            "handler ended by a link error",
+                            endpoint=self.name,
+                            kind=env.kind,
+                            reason=exc.reason,
+                        )
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(dispatch)

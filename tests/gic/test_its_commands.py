@@ -90,13 +90,17 @@ EXAMPLES: list[tuple[ItsCommand, bytes]] = [
 ]
 
 
-@pytest.mark.parametrize("cmd,raw", EXAMPLES, ids=[f"{c.name}-{i}" for i, (c, _) in enumerate(EXAMPLES)])
+@pytest.mark.parametrize(
+    "cmd,raw", EXAMPLES, ids=[f"{c.name}-{i}" for i, (c, _) in enumerate(EXAMPLES)]
+)
 def test_worked_examples_encode(cmd: ItsCommand, raw: bytes) -> None:
     assert cmd.encode() == raw
     assert len(raw) == 32
 
 
-@pytest.mark.parametrize("cmd,raw", EXAMPLES, ids=[f"{c.name}-{i}" for i, (c, _) in enumerate(EXAMPLES)])
+@pytest.mark.parametrize(
+    "cmd,raw", EXAMPLES, ids=[f"{c.name}-{i}" for i, (c, _) in enumerate(EXAMPLES)]
+)
 def test_worked_examples_decode(cmd: ItsCommand, raw: bytes) -> None:
     assert decode(raw) == cmd
 
@@ -130,7 +134,7 @@ def test_command_numbers() -> None:
     for cls, (const, value, name) in numbers.items():
         assert const == value == cls.NUMBER
         assert COMMANDS[value] is cls
-        assert cls.NAME == name
+        assert name == cls.NAME
 
 
 def test_name_number_fields() -> None:

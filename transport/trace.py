@@ -1,0 +1,400 @@
+"""The append-only trace file: one header, then one CRC-checked record per message or event.
+
+Format (version 1), everything little-endian::
+
+    file    := MAGIC header-record record*
+    MAGIC   := b"XGCOSIM-TRACE\\x00\\x00\\x01"          16 bytes; the last byte is the format version
+    *-record:= length:u32 crc:u32 payload[length]      crc = zlib.crc32(payload) (CRC-32, IEEE)
+    header payload := msgpack ["header", {str: any}]    the run's scenario, hash, versions, ...
+    record payload := msgpack [seq, t, src, dst, kind, body, why, id, reply_to]
+
+``payload`` is msgpack (https://msgpack.org) written with the bin type for
+bytes and str type for text. Record fields: ``seq`` int, 0 for the first
+record, strictly increasing; ``t`` int, simulated time in ns; ``src``, ``dst``,
+``kind``, ``why`` str; ``body`` a map with str keys (for a message, its fields
+without ``kind``: bytes stay bytes, tuples become arrays, a GicContext is the
+array [lrs, hcr, vmcr, ap1r]); ``id`` and ``reply_to`` int (0 = none).
+Memory accesses are one record per range (``addr``, ``size``), never per byte.
+A record's ``length`` is at most MAX_RECORD.
+
+The writer appends batches with ``os.write`` on an ``O_APPEND`` fd, so a writer
+killed at any moment leaves whole records followed by at most one torn one.
+A reader stops at the first record that is torn (the file ends inside it) or
+corrupt (bad CRC, not msgpack, wrong shape, seq not increasing, absurd length)
+and reports it as a :class:`TraceProblem`; every record before it is good.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgpack
+import msgspec
+
+from transport.messages import Envelope
+
+MAGIC = b"XGCOSIM-TRACE\x00\x00\x01"
+assert len(MAGIC) == 16
+FORMAT_VERSION = MAGIC[-1]
+RECORD_HEADER = struct.Struct("<II")
+#: Largest record payload a reader accepts; a bigger length means the length field is corrupt.
+MAX_RECORD = 64 << 20
+#: Bytes a reader asks the OS for at a time.
+CHUNK = 1 << 16
+
+FIELDS = ("seq", "t", "src", "dst", "kind", "body", "why", "id", "reply_to")
+_TYPES: tuple[type, ...] = (int, int, str, str, str, dict, str, int, int)
+
+
+class TraceError(Exception):
+    """The file is not a readable trace (or a writer was misused); one line naming why."""
+
+    def __init__(self, message: str, problem: TraceProblem | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRecord:
+    """One message or event of a run."""
+
+    seq: int
+    t: int
+    src: str
+    dst: str
+    kind: str
+    body: dict[str, Any]
+    why: str
+    id: int
+    reply_to: int
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """A top-level field (seq, t, src, ...) or else a key of ``body``."""
+        if name in FIELDS:
+            return getattr(self, name)
+        return self.body.get(name, default)
+
+
+@dataclass(frozen=True)
+class TraceProblem:
+    """Why reading stopped early: the first bad record, where it is, and a one-line message."""
+
+    kind: Literal["torn", "corrupt", "bad-header"]
+    record: int
+    offset: int
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _pack(obj: Any) -> bytes:
+    payload = msgpack.packb(obj, use_bin_type=True)
+    return RECORD_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def envelope_body(env: Envelope) -> dict[str, Any]:
+    """The body of a message as recorded: its fields as plain data, without ``kind``."""
+    body = msgspec.to_builtins(env.msg, builtin_types=(bytes,))
+    body.pop("kind", None)
+    return body
+
+
+class TraceWriter:
+    """Appends records to a new trace file (truncating any old one)."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], header: dict[str, Any], *, flush_every: int = 256
+    ) -> None:
+        if flush_every < 1:
+            raise TraceError(f"flush_every must be at least 1, not {flush_every}")
+        self.path = os.fspath(path)
+        self.flush_every = flush_every
+        try:
+            head = MAGIC + _pack(["header", header])
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise TraceError(f"trace header cannot be written: {exc}") from None
+        self._fd: int | None = os.open(
+            self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o644
+        )
+        self._batch: list[bytes] = []
+        self._seq = 0
+        self._write(head)
+
+    @property
+    def records_written(self) -> int:
+        """Records given to the writer so far (some may still be in the batch)."""
+        return self._seq
+
+    def record(
+        self,
+        *,
+        t: int,
+        src: str,
+        dst: str,
+        kind: str,
+        body: dict[str, Any],
+        why: str = "",
+        id: int = 0,
+        reply_to: int = 0,
+    ) -> int:
+        """Append one record; returns its sequence number."""
+        if self._fd is None:
+            raise TraceError(f"trace writer for {self.path} is closed")
+        seq = self._seq
+        try:
+            data = _pack([seq, t, src, dst, kind, body, why, id, reply_to])
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise TraceError(f"record {seq} ({kind}) cannot be written: {exc}") from None
+        self._seq += 1
+        self._batch.append(data)
+        if len(self._batch) >= self.flush_every:
+            self.flush()
+        return seq
+
+    def envelope(self, env: Envelope) -> int:
+        """Record a message in flight."""
+        return self.record(
+            t=env.t,
+            src=env.src,
+            dst=env.dst,
+            kind=env.kind,
+            body=envelope_body(env),
+            why=env.why,
+            id=env.id,
+            reply_to=env.reply_to,
+        )
+
+    def flush(self) -> None:
+        """Write the batch with one os.write."""
+        if self._batch and self._fd is not None:
+            data = b"".join(self._batch)
+            self._batch.clear()
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:  # a regular file takes it whole; loop only for a short write
+            n = os.write(self._fd, view)
+            view = view[n:]
+
+    def close(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            self.flush()
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> TraceWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Chunks:
+    """Reads a file forward in chunks, keeping only the bytes not yet consumed."""
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+        self._buf = b""
+        self._at = 0  # index in _buf of the first unconsumed byte
+        self._pos = 0  # file offset of _buf[_at]
+        self._eof = False
+
+    @property
+    def offset(self) -> int:
+        return self._pos
+
+    def available(self, n: int) -> int:
+        """Make up to ``n`` unconsumed bytes available; returns how many are."""
+        have = len(self._buf) - self._at
+        if have < n and not self._eof:
+            parts = [self._buf[self._at :]]
+            while have < n:
+                more = self._f.read(max(CHUNK, n - have))
+                if not more:
+                    self._eof = True
+                    break
+                parts.append(more)
+                have += len(more)
+            self._buf = b"".join(parts)
+            self._at = 0
+        return min(n, have)
+
+    def peek(self, n: int) -> bytes:
+        return self._buf[self._at : self._at + n]
+
+    def take(self, n: int) -> None:
+        n = min(n, len(self._buf) - self._at)
+        self._at += n
+        self._pos += n
+
+
+def _read_one(chunks: _Chunks) -> tuple[str, Any, int, int]:
+    """(status, value, total, have): "ok" with the payload, "eof", "torn", or "corrupt"."""
+    have = chunks.available(RECORD_HEADER.size)
+    if have == 0:
+        return "eof", None, 0, 0
+    if have < RECORD_HEADER.size:
+        return "torn", None, RECORD_HEADER.size, have
+    length, crc = RECORD_HEADER.unpack(chunks.peek(RECORD_HEADER.size))
+    if length > MAX_RECORD:
+        return "corrupt", f"length {length} exceeds the limit of {MAX_RECORD} bytes", 0, 0
+    total = RECORD_HEADER.size + length
+    have = chunks.available(total)
+    if have < total:
+        return "torn", None, total, have
+    payload = chunks.peek(total)[RECORD_HEADER.size :]
+    actual = zlib.crc32(payload)
+    if actual != crc:
+        return "corrupt", f"CRC 0x{actual:08x} != stored 0x{crc:08x}", 0, 0
+    try:
+        obj = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several types for bad data
+        return "corrupt", f"payload is not msgpack ({type(exc).__name__}: {exc})", 0, 0
+    chunks.take(total)
+    return "ok", obj, total, total
+
+
+class TraceReader:
+    """Streams the records of a trace file in constant memory.
+
+    ``header`` raises TraceError if the file is not a trace. Iterating yields
+    records until the end or the first bad one; then ``problem`` says which
+    (None if the file ended cleanly) and ``records_read`` how many were good.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._header: dict[str, Any] | None = None
+        self.problem: TraceProblem | None = None
+        self.records_read = 0
+
+    @property
+    def header(self) -> dict[str, Any]:
+        if self._header is None:
+            with self._open() as f:
+                self._header = self._read_header(_Chunks(f))
+        return self._header
+
+    def _open(self) -> Any:
+        try:
+            return open(self.path, "rb")  # noqa: SIM115 - closed by the caller's with
+        except OSError as exc:
+            raise TraceError(f"{self.path}: cannot open: {exc.strerror or exc}") from None
+
+    def _bad_header(self, offset: int, what: str) -> TraceError:
+        message = f"{self.path}: {what}"
+        return TraceError(message, TraceProblem("bad-header", 0, offset, message))
+
+    def _read_header(self, chunks: _Chunks) -> dict[str, Any]:
+        have = chunks.available(len(MAGIC))
+        magic = chunks.peek(have)
+        if have == 0:
+            raise self._bad_header(0, "not a trace: the file is empty")
+        if have == len(MAGIC) and magic[:-1] == MAGIC[:-1] and magic[-1] != FORMAT_VERSION:
+            raise self._bad_header(
+                0,
+                f"trace format version {magic[-1]} is not supported (this reader reads {FORMAT_VERSION})",
+            )
+        if magic != MAGIC:
+            raise self._bad_header(0, f"not a trace: starts with {magic!r}, expected {MAGIC!r}")
+        chunks.take(len(MAGIC))
+        status, value, total, have = _read_one(chunks)
+        off = len(MAGIC)
+        if status == "eof":
+            raise self._bad_header(off, "header record missing: the file ends after the magic")
+        if status == "torn":
+            raise self._bad_header(off, f"header record torn: {have} of {total} bytes")
+        if status == "corrupt":
+            raise self._bad_header(off, f"header record at byte {off} is corrupt: {value}")
+        if not (
+            isinstance(value, list)
+            and len(value) == 2
+            and value[0] == "header"
+            and isinstance(value[1], dict)
+        ):
+            raise self._bad_header(off, f"header record is not ['header', {{...}}]: {value!r:.80}")
+        return value[1]
+
+    def __iter__(self) -> Iterator[TraceRecord]:
+        self.problem = None
+        self.records_read = 0
+        with self._open() as f:
+            chunks = _Chunks(f)
+            try:
+                header = self._read_header(chunks)
+            except TraceError as exc:
+                self.problem = exc.problem
+                return
+            self._header = header
+            index = 0
+            last_seq = -1
+            while True:
+                offset = chunks.offset
+                status, value, total, have = _read_one(chunks)
+                if status == "eof":
+                    return
+                if status == "ok":
+                    rec = _record(value)
+                    if isinstance(rec, str):
+                        status, value = "corrupt", rec
+                    elif rec.seq <= last_seq:
+                        status = "corrupt"
+                        value = f"seq {rec.seq} does not follow seq {last_seq}"
+                    else:
+                        last_seq = rec.seq
+                        index += 1
+                        self.records_read = index
+                        yield rec
+                        continue
+                after = f"after record {index - 1}" if index else "after the header"
+                if status == "torn":
+                    self.problem = TraceProblem(
+                        "torn",
+                        index,
+                        offset,
+                        f"torn tail at byte {offset} {after}: {have} of {total} bytes",
+                    )
+                else:
+                    self.problem = TraceProblem(
+                        "corrupt",
+                        index,
+                        offset,
+                        f"record {index} at byte {offset} is corrupt: {value}",
+                    )
+                return
+
+
+def _record(obj: Any) -> TraceRecord | str:
+    """A TraceRecord, or what is wrong with the decoded payload."""
+    if not isinstance(obj, list) or len(obj) != len(FIELDS):
+        return f"not a {len(FIELDS)}-field record: {obj!r:.80}"
+    for name, typ, value in zip(FIELDS, _TYPES, obj):
+        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+            return f"field {name} is {type(value).__name__}, expected {typ.__name__}"
+    return TraceRecord(*obj)
+
+
+def read_trace(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, Any], list[TraceRecord], TraceProblem | None]:
+    """Header, every good record, and the problem that stopped reading (None if clean).
+
+    Raises TraceError if the file is not a trace or its header is unreadable.
+    """
+    reader = TraceReader(path)
+    header = reader.header
+    records = list(reader)
+    if reader.problem is not None and reader.problem.kind == "bad-header":
+        raise TraceError(reader.problem.message, reader.problem)
+    return header, records, reader.problem
