@@ -51,9 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="the main demonstration").set_defaults(func=_cmd_demo)
 
     d = sub.add_parser("decode", help="decode a register, ITS command or LPI property byte")
-    d.add_argument("name", help="register name (GICR_PENDBASER, ICH_LR2_EL2, ...), ITS_CMD or LPI_PROP")
+    d.add_argument(
+        "name", help="register name (GICR_PENDBASER, ICH_LR2_EL2, ...), ITS_CMD or LPI_PROP"
+    )
     d.add_argument("value", help="value: 0x... or decimal; 32 bytes of hex for ITS_CMD")
-    d.add_argument("--json", action="store_true", help="JSON keyed by the architecture's field names")
+    d.add_argument(
+        "--json", action="store_true", help="JSON keyed by the architecture's field names"
+    )
     d.set_defaults(func=_cmd_decode)
 
     t = sub.add_parser("trace", help="inspect a trace file")

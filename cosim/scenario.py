@@ -124,7 +124,10 @@ def _allowed(tp: Any) -> str:
     if origin is Annotated:
         base, *meta = typing.get_args(tp)
         bounds = [
-            f"{k} {getattr(m, k)}" for m in meta for k in ("ge", "le") if getattr(m, k, None) is not None
+            f"{k} {getattr(m, k)}"
+            for m in meta
+            for k in ("ge", "le")
+            if getattr(m, k, None) is not None
         ]
         return _allowed(base) + (f" ({', '.join(bounds)})" if bounds else "")
     if origin is Literal:
@@ -168,7 +171,8 @@ def _explain(file: str, raw: dict[str, Any], exc: msgspec.ValidationError) -> st
             return f"{file}: unknown key {top.group(1)}; allowed: {', '.join(known)}"
         return f"{file}: {msg}"
     path: list[str | int] = [
-        int(p[1:-1]) if p.startswith("[") else p[1:] for p in re.findall(r"\.[\w-]+|\[\d+\]", m.group(1))
+        int(p[1:-1]) if p.startswith("[") else p[1:]
+        for p in re.findall(r"\.[\w-]+|\[\d+\]", m.group(1))
     ]
     what = msg[: m.start()]
     key = ".".join(f"[{p}]" if isinstance(p, int) else p for p in path).replace(".[", "[")

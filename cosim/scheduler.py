@@ -16,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import msgspec
-
 from transport.messages import Envelope, Message
 from transport.trace import TraceWriter
 
@@ -75,7 +73,9 @@ class Port:
         Returns the envelope id when ``request`` is true (the reply carries it in
         ``reply_to``), else 0.
         """
-        return self.scheduler.send(self.name, dst, msg, delay=delay, why=why, reply_to=reply_to, request=request)
+        return self.scheduler.send(
+            self.name, dst, msg, delay=delay, why=why, reply_to=reply_to, request=request
+        )
 
     def reply(self, to: Envelope, msg: Message, *, delay: int = 0, why: str = "") -> None:
         self.scheduler.send(self.name, to.src, msg, delay=delay, why=why, reply_to=to.id)
@@ -176,7 +176,9 @@ class Scheduler:
         if request:
             env_id = self._next_id
             self._next_id += 1
-        env = Envelope(t=self.now + delay, src=src, dst=dst, msg=msg, id=env_id, reply_to=reply_to, why=why)
+        env = Envelope(
+            t=self.now + delay, src=src, dst=dst, msg=msg, id=env_id, reply_to=reply_to, why=why
+        )
         if delay:
             # Sent later (the sender is busy until then): emit at that time so the
             # trace stays in time order.
@@ -195,7 +197,9 @@ class Scheduler:
     def call_later(self, name: str, delay: int, token: Any) -> None:
         self._push(self.now + delay, name, token=token)
 
-    def record_event(self, src: str, kind: str, body: dict[str, Any], *, why: str = "", dst: str = "") -> None:
+    def record_event(
+        self, src: str, kind: str, body: dict[str, Any], *, why: str = "", dst: str = ""
+    ) -> None:
         if self.trace is not None:
             self.trace.record(t=self.now, src=src, dst=dst, kind=kind, body=body, why=why)
 
@@ -237,10 +241,3 @@ class Scheduler:
             else:
                 comp.timer(item.token, port)
         return RunResult(self.now, self.events, self._stopped, len(q))
-
-
-def envelope_body(env: Envelope) -> dict[str, Any]:
-    """The message's fields as plain data, without the ``kind`` tag."""
-    body = msgspec.to_builtins(env.msg)
-    body.pop("kind", None)
-    return body

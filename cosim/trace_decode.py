@@ -74,7 +74,9 @@ def _fmt_value(k: str, v: Any) -> str:
     if isinstance(v, bool):
         return f"{k}={int(v)}"
     if isinstance(v, int):
-        return f"{k}={v:#x}" if k in {"addr", "value", "fid", "doorbell"} or v > 0xFFFF else f"{k}={v}"
+        return (
+            f"{k}={v:#x}" if k in {"addr", "value", "fid", "doorbell"} or v > 0xFFFF else f"{k}={v}"
+        )
     if isinstance(v, bytes):
         shown = v[:16].hex()
         return f"{k}={shown}{'...' if len(v) > 16 else ''}"

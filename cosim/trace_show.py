@@ -20,7 +20,9 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def main(path: str, *, as_json: bool = False, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def main(
+    path: str, *, as_json: bool = False, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+) -> int:
     """Print every readable record; report a torn or corrupt tail on stderr (exit 1)."""
     try:
         reader = TraceReader(path)
@@ -32,7 +34,9 @@ def main(path: str, *, as_json: bool = False, out: TextIO = sys.stdout, err: Tex
         fields = dec.fields(rec)
         if as_json:
             obj = {"seq": rec.seq, "t": rec.t, "src": rec.src, "dst": rec.dst, "kind": rec.kind}
-            obj.update(_jsonable(rec.body) if isinstance(rec.body, dict) else {"body": _jsonable(rec.body)})
+            obj.update(
+                _jsonable(rec.body) if isinstance(rec.body, dict) else {"body": _jsonable(rec.body)}
+            )
             obj.update(fields)
             if rec.why:
                 obj["why"] = rec.why
@@ -47,4 +51,3 @@ def main(path: str, *, as_json: bool = False, out: TextIO = sys.stdout, err: Tex
         print(f"cosim trace show: {path}: {reader.problem.message}", file=err)
         return 1
     return 0
-

@@ -335,9 +335,7 @@ class Distributor:
         if _in(off, GICD_ICENABLER.offset, 0x7F):
             return self._bitmap_read(self.enabled, off, GICD_ICENABLER.offset)
         if _in(off, GICD_ISPENDR.offset, 0x7F) or _in(off, GICD_ICPENDR.offset, 0x7F):
-            base = (
-                GICD_ISPENDR.offset if off < GICD_ICPENDR.offset else GICD_ICPENDR.offset
-            )
+            base = GICD_ISPENDR.offset if off < GICD_ICPENDR.offset else GICD_ICPENDR.offset
             irq = (off - base) * 8
             if not self._valid_word(irq):
                 return 0

@@ -47,6 +47,7 @@ from gic.distributor import (
 from gic.lpi import LPI_PROP_ENABLED, LPI_PROP_PRIO_MASK
 from gic.port import Core, MemRead, MemWrite
 from gic.registers import (
+    GIC_V3_REDIST_SIZE,
     GICR_CLRLPIR,
     GICR_CTLR,
     GICR_ICACTIVER0,
@@ -72,7 +73,6 @@ from gic.registers import (
     GICR_SYNCR,
     GICR_TYPER,
     GICR_WAKER,
-    GIC_V3_REDIST_SIZE,
     INTID_SPURIOUS,
     LPI_INTID_BASE,
 )

@@ -32,6 +32,8 @@ VIRT_GIC_ITS = 0x0808_0000
 VIRT_GIC_ITS_SIZE = 0x0002_0000
 VIRT_GIC_REDIST = 0x080A_0000
 VIRT_GIC_REDIST_SIZE = 0x00F6_0000  # room for 123 GICv3 redistributors of 128 KiB
+VIRT_HIGH_GIC_REDIST2 = 0x40_0000_0000  # extended_memmap: CPUs 123.. (64 MiB, 512 more)
+VIRT_HIGH_GIC_REDIST2_SIZE = 0x0400_0000
 GICV3_REDIST_SIZE = 0x2_0000  # include/hw/intc/arm_gicv3_common.h: RD_base + SGI_base frames
 VIRT_UART = 0x0900_0000
 VIRT_UART_SIZE = 0x1000
@@ -62,7 +64,8 @@ VIRTUAL_PMU_IRQ = 7  # INTID 23: "GICv3  23 Level  arm-pmu"
 NUM_IRQS = 256  # virt.c: 256 interrupt lines, 32 internal -> "GICv3: 224 SPIs implemented"
 
 GICV3_TARGETLIST_BITS = 16  # virt_cpu_mp_affinity: 16 CPUs per Aff1 cluster with GICv3
-MAX_CPUS_REDIST0 = VIRT_GIC_REDIST_SIZE // GICV3_REDIST_SIZE  # 123 without the high region
+MAX_CPUS_REDIST0 = VIRT_GIC_REDIST_SIZE // GICV3_REDIST_SIZE  # 123 in the low region
+VIRT_MAX_CPUS = 512  # virt's mc->max_cpus
 
 PsciConduit = Literal["hvc", "smc"]
 
@@ -126,7 +129,8 @@ class VirtMachine:
     of the generic timer (0 = the timer never fires; see BareMetalHost); ``timer_freq_hz`` is
     the real log's "arch_timer: cp15 timer(s) running at 62.50MHz (virt)". ``lpi_id_bits``
     is the INTID width the GIC offers LPIs (GICD_TYPER.IDbits + 1; QEMU: 16);
-    ``list_registers`` is ICH_VTR_EL2.ListRegs + 1 for a hypervisor (QEMU: 4).
+    ``list_registers`` is ICH_VTR_EL2.ListRegs + 1 for a hypervisor (QEMU: 4). ``its`` is
+    ``its=on``. CPUs beyond 123 get their redistributors in VIRT_HIGH_GIC_REDIST2.
     """
 
     cpus: int = 4
@@ -142,6 +146,7 @@ class VirtMachine:
     num_irqs: int = NUM_IRQS
     lpi_id_bits: int = 16
     list_registers: int = 4
+    its: bool = True
     psci_conduit: PsciConduit = "hvc"
     uart_base: int = VIRT_UART
     uart_size: int = VIRT_UART_SIZE
@@ -178,12 +183,12 @@ class VirtMachine:
             v = getattr(self, f.name)
             if f.type in ("int",) and not is_int(v):
                 raise bad(f.name, v, "must be an integer")
-        if not 1 <= self.cpus <= MAX_CPUS_REDIST0:
-            raise bad("cpus", self.cpus, f"must be 1..{MAX_CPUS_REDIST0} (redistributor region 0)")
-        if self.cpus * self.gicr_stride > self.gicr_region_size:
-            raise bad("cpus", self.cpus, "redistributors do not fit the GICR region")
-        if not 14 <= self.lpi_id_bits <= 16:
-            raise bad("lpi_id_bits", self.lpi_id_bits, "must be 14..16 (QEMU's GICD_TYPER.IDbits is 15)")
+        if not 1 <= self.cpus <= VIRT_MAX_CPUS:
+            raise bad("cpus", self.cpus, f"must be 1..{VIRT_MAX_CPUS} (virt's max_cpus)")
+        if not 14 <= self.lpi_id_bits <= 24:
+            raise bad("lpi_id_bits", self.lpi_id_bits, "must be 14..24 (QEMU virt: 16)")
+        if not isinstance(self.its, bool):
+            raise bad("its", self.its, "must be true or false")
         if not 1 <= self.list_registers <= 16:
             raise bad("list_registers", self.list_registers, "must be 1..16 (ICH_VTR_EL2.ListRegs)")
         if self.psci_conduit not in ("hvc", "smc"):
@@ -218,15 +223,27 @@ class VirtMachine:
     # -- GIC frames ---------------------------------------------------------------------------
 
     def redistributor_base(self, cpu: int) -> int:
-        """RD_base of ``cpu``'s redistributor (QEMU lays them out in CPU order, 128 KiB apart)."""
+        """RD_base of ``cpu``'s redistributor (QEMU lays them out in CPU order, 128 KiB apart,
+        the first 123 in VIRT_GIC_REDIST, the rest in VIRT_HIGH_GIC_REDIST2)."""
         if not 0 <= cpu < self.cpus:
             raise ValueError(f"cpu {cpu} out of range 0..{self.cpus - 1}")
-        return self.gicr_base + cpu * self.gicr_stride
+        n0 = self.gicr_region_size // self.gicr_stride
+        if cpu < n0:
+            return self.gicr_base + cpu * self.gicr_stride
+        return VIRT_HIGH_GIC_REDIST2 + (cpu - n0) * self.gicr_stride
 
     @property
     def gicr_size(self) -> int:
-        """Bytes of the GICR region that hold redistributors (the rest reads as nothing)."""
-        return self.cpus * self.gicr_stride
+        """Bytes of the low GICR region that hold redistributors (the rest reads as nothing)."""
+        return min(self.cpus, self.gicr_region_size // self.gicr_stride) * self.gicr_stride
+
+    def gicr_frames(self) -> list[tuple[int, int]]:
+        """(base, size) of each redistributor region in use (one, or two beyond 123 CPUs)."""
+        out = [(self.gicr_base, self.gicr_size)]
+        extra = self.cpus - self.gicr_region_size // self.gicr_stride
+        if extra > 0:
+            out.append((VIRT_HIGH_GIC_REDIST2, extra * self.gicr_stride))
+        return out
 
     @property
     def its_translater(self) -> int:
@@ -239,12 +256,15 @@ class VirtMachine:
         return self.num_irqs - 32
 
     def mmio_map(self) -> list[dict[str, Any]]:
-        """The GIC frames for trace headers (cosim.trace_decode): GICD, GICR (all CPUs), GITS."""
-        return [
-            {"frame": "GICD", "base": self.gicd_base, "size": self.gicd_size},
-            {"frame": "GICR", "base": self.gicr_base, "size": self.gicr_size},
-            {"frame": "GITS", "base": self.its_base, "size": self.its_size},
+        """The GIC frames for trace headers (cosim.trace_decode): GICD, GICR (the redistributors
+        in use, one entry per region), GITS (only with ``its``)."""
+        out: list[dict[str, Any]] = [
+            {"frame": "GICD", "base": self.gicd_base, "size": self.gicd_size}
         ]
+        out += [{"frame": "GICR", "base": b, "size": n} for b, n in self.gicr_frames()]
+        if self.its:
+            out.append({"frame": "GITS", "base": self.its_base, "size": self.its_size})
+        return out
 
     def regions(self) -> list[dict[str, Any]]:
         """Every MMIO region of the machine (GIC frames, UART, RTC, PCIe windows), by address."""
@@ -254,7 +274,11 @@ class VirtMachine:
             {"frame": "PCIE_MMIO", "base": self.pcie_mmio_base, "size": self.pcie_mmio_size},
             {"frame": "PCIE_PIO", "base": self.pcie_pio_base, "size": self.pcie_pio_size},
             {"frame": "PCIE_ECAM", "base": self.pcie_ecam_base, "size": self.pcie_ecam_size},
-            {"frame": "PCIE_MMIO_HIGH", "base": self.pcie_mmio_high_base, "size": self.pcie_mmio_high_size},
+            {
+                "frame": "PCIE_MMIO_HIGH",
+                "base": self.pcie_mmio_high_base,
+                "size": self.pcie_mmio_high_size,
+            },
         ]
         return sorted(out, key=lambda r: r["base"])
 
@@ -282,9 +306,10 @@ class VirtMachine:
         "cpus": "cpus",
         "pcpus": "cpus",
         "ram_size": "ram_size",
-        "memory_mb": "ram_size",
+        "ram_mb": "ram_size",
         "lpi_id_bits": "lpi_id_bits",
         "list_registers": "list_registers",
+        "its": "its",
         "psci_conduit": "psci_conduit",
         "timer_period_ns": "timer_period_ns",
         "timer_freq_hz": "timer_freq_hz",
@@ -292,13 +317,22 @@ class VirtMachine:
     }
 
     @classmethod
-    def from_config(cls, table: Mapping[str, Any] | None = None, **overrides: Any) -> VirtMachine:
-        """Build from a scenario's ``[machine]`` table (unknown keys are an error naming them).
+    def from_config(cls, table: Any = None, **overrides: Any) -> VirtMachine:
+        """Build from a scenario's ``[machine]`` table, or an object with those attributes
+        (cosim.scenario.Machine); unknown keys are an error naming the key and value.
 
-        ``pcpus`` is an alias of ``cpus`` (the DESIGN sketch), ``memory_mb`` sets ``ram_size``
+        ``pcpus`` is an alias of ``cpus`` (the scenario's name), ``ram_mb`` sets ``ram_size``
         in MiB like ``-m``. ``kind = "qemu-virt"`` is accepted and ignored.
         """
-        merged: dict[str, Any] = dict(table or {})
+        if table is None:
+            merged: dict[str, Any] = {}
+        elif isinstance(table, Mapping):
+            merged = dict(table)
+        else:
+            names = getattr(table, "__struct_fields__", None) or getattr(
+                table, "__dataclass_fields__", {}
+            )
+            merged = {n: getattr(table, n) for n in names}
         merged.update(overrides)
         kw: dict[str, Any] = {}
         for key, value in merged.items():
@@ -307,12 +341,19 @@ class VirtMachine:
             target = cls.CONFIG_KEYS.get(key)
             if target is None:
                 allowed = ", ".join(sorted(cls.CONFIG_KEYS))
-                raise MachineConfigError(f"machine.{key} = {value!r}: unknown key; allowed: {allowed}")
-            if target != "psci_conduit" and (not isinstance(value, int) or isinstance(value, bool)):
+                raise MachineConfigError(
+                    f"machine.{key} = {value!r}: unknown key; allowed: {allowed}"
+                )
+            if target == "its":
+                if not isinstance(value, bool):
+                    raise MachineConfigError(f"machine.{key} = {value!r}: must be true or false")
+            elif target != "psci_conduit" and (
+                not isinstance(value, int) or isinstance(value, bool)
+            ):
                 raise MachineConfigError(f"machine.{key} = {value!r}: must be an integer")
             if target in kw:
                 raise MachineConfigError(f"machine.{key} = {value!r}: {target} given twice")
-            kw[target] = value * MiB if key == "memory_mb" else value
+            kw[target] = value * MiB if key == "ram_mb" else value
         return cls(**kw)
 
     def with_(self, **changes: Any) -> VirtMachine:

@@ -61,7 +61,11 @@ class Link(ABC):
 
     @abstractmethod
     async def send(self, env: Envelope) -> None:
-        """Send one envelope (LinkClosed / LinkBroken if the link is gone)."""
+        """Send one envelope (LinkClosed / LinkBroken if the link is gone).
+
+        FrameError if the envelope itself cannot be encoded or is over max_frame;
+        nothing is sent then and the link stays up.
+        """
 
     @abstractmethod
     async def send_bytes(self, data: bytes) -> None:
@@ -122,11 +126,8 @@ class _FramedLink(Link):
         return LinkBroken(self._ended.reason)
 
     async def send(self, env: Envelope) -> None:
-        try:
-            frame = encode_frame(env, max_frame=self.max_frame)
-        except FrameError as exc:  # our own bad envelope: refuse it, the link stays up
-            raise LinkBroken(f"{self.name}: {exc.reason}") from None
-        await self.send_bytes(frame)
+        # An envelope that cannot be encoded raises FrameError here: the link stays up.
+        await self.send_bytes(encode_frame(env, max_frame=self.max_frame))
 
     async def send_bytes(self, data: bytes) -> None:
         async with self._send_lock:

@@ -15,13 +15,16 @@ record, strictly increasing; ``t`` int, simulated time in ns; ``src``, ``dst``,
 without ``kind``: bytes stay bytes, tuples become arrays, a GicContext is the
 array [lrs, hcr, vmcr, ap1r]); ``id`` and ``reply_to`` int (0 = none).
 Memory accesses are one record per range (``addr``, ``size``), never per byte.
-A record's ``length`` is at most MAX_RECORD.
+A record's ``length`` is at most MAX_RECORD (64 MiB).
 
 The writer appends batches with ``os.write`` on an ``O_APPEND`` fd, so a writer
 killed at any moment leaves whole records followed by at most one torn one.
 A reader stops at the first record that is torn (the file ends inside it) or
-corrupt (bad CRC, not msgpack, wrong shape, seq not increasing, absurd length)
-and reports it as a :class:`TraceProblem`; every record before it is good.
+corrupt (bad CRC, not msgpack, wrong shape or field types, seq not increasing,
+length over MAX_RECORD, or a length running past the end of the file although
+a whole msgpack payload matching the stored CRC lies there: a damaged length
+field, not a torn write) and reports it as a :class:`TraceProblem`; every record
+before it is good. A reader never raises on a bad record, only on a bad header.
 """
 
 from __future__ import annotations
@@ -252,6 +255,15 @@ def _read_one(chunks: _Chunks) -> tuple[str, Any, int, int]:
     total = RECORD_HEADER.size + length
     have = chunks.available(total)
     if have < total:
+        found = _payload_before_eof(chunks.peek(have)[RECORD_HEADER.size :], crc)
+        if found is not None:  # the bytes are all there: the length field itself is bad
+            return (
+                "corrupt",
+                f"length {length} runs past the end of the file, "
+                f"but the {found}-byte payload there has the stored CRC",
+                0,
+                0,
+            )
         return "torn", None, total, have
     payload = chunks.peek(total)[RECORD_HEADER.size :]
     actual = zlib.crc32(payload)
@@ -260,9 +272,26 @@ def _read_one(chunks: _Chunks) -> tuple[str, Any, int, int]:
     try:
         obj = msgpack.unpackb(payload, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several types for bad data
-        return "corrupt", f"payload is not msgpack ({type(exc).__name__}: {exc})", 0, 0
+        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return "corrupt", f"payload is not msgpack ({what})", 0, 0
     chunks.take(total)
     return "ok", obj, total, total
+
+
+def _payload_before_eof(rest: bytes, crc: int) -> int | None:
+    """Size of a whole msgpack payload at the start of ``rest`` whose CRC is ``crc``, if any.
+
+    A torn record is a prefix of its payload, so no whole msgpack object fits in it;
+    finding one that also matches the stored CRC means the length field was damaged.
+    """
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(rest) + 1)
+    try:
+        unpacker.feed(rest)
+        unpacker.skip()
+    except Exception:
+        return None
+    size = unpacker.tell()
+    return size if zlib.crc32(rest[:size]) == crc else None
 
 
 class TraceReader:

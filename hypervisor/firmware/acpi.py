@@ -289,7 +289,9 @@ def madt(entries: Sequence[MadtEntry], oem: AcpiOem = QEMU_OEM, revision: int = 
     QEMU's ``build_madt`` order is GICD, one GICC per CPU, GICR(s), ITS; Xen's
     ``acpi_create_madt`` keeps that order (GICD, then ``gicv3_make_hwdom_madt``).
     """
-    return table("APIC", revision, struct.pack("<II", 0, 0) + b"".join(e.encode() for e in entries), oem)
+    return table(
+        "APIC", revision, struct.pack("<II", 0, 0) + b"".join(e.encode() for e in entries), oem
+    )
 
 
 # --- STAO ---------------------------------------------------------------------------
@@ -377,8 +379,13 @@ def gtdt(oem: AcpiOem = QEMU_OEM) -> bytes:
     return table("GTDT", 2, body, oem)
 
 
-def mcfg(ecam_base: int, segment: int = 0, start_bus: int = 0, end_bus: int = 255,
-         oem: AcpiOem = QEMU_OEM) -> bytes:
+def mcfg(
+    ecam_base: int,
+    segment: int = 0,
+    start_bus: int = 0,
+    end_bus: int = 255,
+    oem: AcpiOem = QEMU_OEM,
+) -> bytes:
     """QEMU ``build_mcfg`` (rev 1, 60 bytes): one ECAM allocation (Linux ``pci_mcfg_init``)."""
     body = b"\0" * 8 + struct.pack("<QHBBI", ecam_base, segment, start_bus, end_bus, 0)
     return table("MCFG", 1, body, oem)

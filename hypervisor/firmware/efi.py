@@ -116,8 +116,9 @@ def system_table(
     return bytes(raw), SystemTableLayout(vendor_off, config_off, total)
 
 
-def memreserve(entries: Sequence[tuple[int, int]] = (), capacity: int | None = None,
-               next_node: int = 0) -> bytes:
+def memreserve(
+    entries: Sequence[tuple[int, int]] = (), capacity: int | None = None, next_node: int = 0
+) -> bytes:
     """A ``struct linux_efi_memreserve`` node.
 
     The EFI stub's ``install_memreserve_table`` installs a bare header (size=0, count=0,

@@ -21,7 +21,9 @@ class Pinger:
         port.call_later(port.rng.randrange(1, 10 * US), 0)
 
     def timer(self, token: Any, port: Port) -> None:
-        port.send(self.peer, Msi(devid=port.rng.randrange(64), eventid=token), request=True, why="ping")
+        port.send(
+            self.peer, Msi(devid=port.rng.randrange(64), eventid=token), request=True, why="ping"
+        )
         if token + 1 < self.count:
             port.call_later(port.rng.randrange(1, 10 * US), token + 1)
 
@@ -42,7 +44,9 @@ class Ponger:
         pass
 
     def receive(self, env: Envelope, port: Port) -> None:
-        port.reply(env, Reply(value=env.msg.eventid * 3), delay=port.rng.randrange(0, 5 * US), why="pong")
+        port.reply(
+            env, Reply(value=env.msg.eventid * 3), delay=port.rng.randrange(0, 5 * US), why="pong"
+        )
 
 
 def run(seed: int, path: str, count: int = 200) -> tuple[int, int]:

@@ -39,7 +39,10 @@ def test_independent_of_hash_seed(tmp_path: Path) -> None:
         path = tmp_path / f"h{hs}.trace"
         env = dict(os.environ, PYTHONHASHSEED=hs, PYTHONPATH=str(ROOT))
         subprocess.run(
-            [sys.executable, "-m", "tests.cosim.pingpong", "11", str(path)], check=True, env=env, cwd=ROOT
+            [sys.executable, "-m", "tests.cosim.pingpong", "11", str(path)],
+            check=True,
+            env=env,
+            cwd=ROOT,
         )
         outs.append(path.read_bytes())
     assert outs[0] == outs[1] == outs[2]

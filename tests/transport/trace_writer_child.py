@@ -22,8 +22,13 @@ def main() -> None:
                 src="hw",
                 dst="guest",
                 kind="mem",
-                body={"agent": "hw", "addr": 0x4000_0000 + 64 * i, "size": 64, "write": True,
-                      "data": bytes([i & 0xFF]) * 64},
+                body={
+                    "agent": "hw",
+                    "addr": 0x4000_0000 + 64 * i,
+                    "size": 64,
+                    "write": True,
+                    "data": bytes([i & 0xFF]) * 64,
+                },
                 why="its_send_mapc",
             )
             if i + 1 == n:
