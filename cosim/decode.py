@@ -272,9 +272,11 @@ def decode_value(name: str, value: str) -> DecodeResult:
 
 
 def main(
-    name: str, value: str, as_json: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+    name: str, value: str, as_json: bool, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Entry point of `cosim decode`: 0 on success, 2 (one line on ``err``) on bad input."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     try:
         result = decode_value(name, value)
     except DecodeError as e:

@@ -74,9 +74,8 @@ def _fmt_value(k: str, v: Any) -> str:
     if isinstance(v, bool):
         return f"{k}={int(v)}"
     if isinstance(v, int):
-        return (
-            f"{k}={v:#x}" if k in {"addr", "value", "fid", "doorbell"} or v > 0xFFFF else f"{k}={v}"
-        )
+        hexed = k in {"addr", "value", "fid", "doorbell", "imm"} or v > 0xFFFF
+        return f"{k}={v:#x}" if hexed else f"{k}={v}"
     if isinstance(v, bytes):
         shown = v[:16].hex()
         return f"{k}={shown}{'...' if len(v) > 16 else ''}"
@@ -91,12 +90,34 @@ def format_time(t: int) -> str:
     return f"{s:5d}.{ns:09d}"
 
 
+#: The fields of an exit that matter for each reason.
+EXIT_FIELDS: dict[str, tuple[str, ...]] = {
+    "hvc": ("vcpu", "imm", "x16", "regs"),
+    "dabt": ("vcpu", "addr", "size", "write", "value"),
+    "sysreg": ("vcpu", "reg", "write", "value"),
+    "wfi": ("vcpu",),
+    "irq": ("vcpu",),
+}
+
+
+def shown_body(rec: TraceRecord) -> dict[str, Any]:
+    """The body fields worth a column: empty values and the GIC context are left out."""
+    body = rec.body if isinstance(rec.body, Mapping) else {"body": rec.body}
+    keep = EXIT_FIELDS.get(body.get("reason", ""), ()) if rec.kind == "exit" else ()
+    return {
+        k: v
+        for k, v in body.items()
+        if k != "ctx"
+        and not (isinstance(v, (list, tuple, bytes, str)) and len(v) == 0)
+        and (not keep or k in keep)
+    }
+
+
 def format_line(rec: TraceRecord, decoded: Mapping[str, Any]) -> str:
     """One readable line: time, seq, src -> dst, kind, decoded and raw fields, the modelled function."""
     parts = [format_time(rec.t), f"#{rec.seq}", f"{rec.src} -> {rec.dst or '-'}", rec.kind]
     parts += [_fmt_value(k, v) for k, v in decoded.items()]
-    body = rec.body if isinstance(rec.body, Mapping) else {"body": rec.body}
-    parts += [_fmt_value(k, v) for k, v in body.items() if v not in ((), b"", "") and k != "ctx"]
+    parts += [_fmt_value(k, v) for k, v in shown_body(rec).items()]
     if rec.reply_to:
         parts.append(f"re=#{rec.reply_to}")
     if rec.why:

@@ -21,15 +21,18 @@ def _jsonable(v: Any) -> Any:
 
 
 def main(
-    path: str, *, as_json: bool = False, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+    path: str, *, as_json: bool = False, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Print every readable record; report a torn or corrupt tail on stderr (exit 1)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     try:
         reader = TraceReader(path)
+        header = reader.header
     except (OSError, TraceError) as exc:
         print(f"cosim trace show: {path}: {exc}", file=err)
         return 2
-    dec = Decoder(reader.header)
+    dec = Decoder(header)
     for rec in reader:
         fields = dec.fields(rec)
         if as_json:

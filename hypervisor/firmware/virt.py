@@ -27,9 +27,12 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TypeVar
 
 from hypervisor.firmware import acpi, efi
 from hypervisor.firmware.fdt import Node, build_dtb, reg, u32, u64
+
+_V = TypeVar("_V")
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -123,7 +126,8 @@ class BootBlobs:
         return sorted(out, key=lambda p: p[0])
 
 
-def _frozen(d: dict[str, bytes] | dict[str, int]) -> Mapping:  # type: ignore[type-arg]
+def _frozen(d: Mapping[str, _V]) -> Mapping[str, _V]:
+    """A read-only copy, so a frozen BootBlobs cannot be changed through its dicts."""
     return MappingProxyType(dict(d))
 
 

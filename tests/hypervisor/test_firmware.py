@@ -144,24 +144,45 @@ def test_qemu_virt_dtb_property_sets_match_native_dt_log() -> None:
     fdt = gfdt.parse_dtb(virt.qemu_virt_dtb(4, bootargs="console=ttyAMA0", initrd=(1, 2)))
     intc = fdt.find("/intc@8000000")
     assert intc is not None
-    assert (
-        sorted(intc.props)
-        == ["#address-cells", "#interrupt-cells", "#redistributor-regions", "#size-cells", "compatible", "interrupt-controller", "phandle", "ranges", "reg"]
-    )
+    assert sorted(intc.props) == [
+        "#address-cells",
+        "#interrupt-cells",
+        "#redistributor-regions",
+        "#size-cells",
+        "compatible",
+        "interrupt-controller",
+        "phandle",
+        "ranges",
+        "reg",
+    ]
     assert [c.name for c in intc.children] == ["its@8080000"]
     pcie = fdt.find("/pcie@10000000")
     assert pcie is not None
-    assert (
-        sorted(pcie.props)
-        == ["#address-cells", "#interrupt-cells", "#size-cells", "bus-range", "compatible", "device_type", "dma-coherent", "interrupt-map", "interrupt-map-mask", "linux,pci-domain", "msi-map", "ranges", "reg"]
-    )
+    assert sorted(pcie.props) == [
+        "#address-cells",
+        "#interrupt-cells",
+        "#size-cells",
+        "bus-range",
+        "compatible",
+        "device_type",
+        "dma-coherent",
+        "interrupt-map",
+        "interrupt-map-mask",
+        "linux,pci-domain",
+        "msi-map",
+        "ranges",
+        "reg",
+    ]
     # Linux nops rng-seed out of /chosen after using it (early_init_dt_scan_chosen).
     chosen = fdt.find("/chosen")
     assert chosen is not None
-    assert (
-        sorted(set(chosen.props) - {"rng-seed"})
-        == ["bootargs", "kaslr-seed", "linux,initrd-end", "linux,initrd-start", "stdout-path"]
-    )
+    assert sorted(set(chosen.props) - {"rng-seed"}) == [
+        "bootargs",
+        "kaslr-seed",
+        "linux,initrd-end",
+        "linux,initrd-start",
+        "stdout-path",
+    ]
     assert pcie.cells("msi-map") == (0, intc.child("its@8080000").u32("phandle"), 0, 0x10000)
     assert fdt.find("/memory@40000000").cells("reg") == (0, 0x4000_0000, 0, 0x8000_0000)
 
@@ -479,9 +500,16 @@ def test_xen_dt_dom0_dtb(tmp_path: Path, has_its: bool) -> None:
         "linux,initrd-start",
     ]
     assert gic.cells("reg") == (0, 0x0800_0000, 0, 0x1_0000, 0, 0x080A_0000, 0, 0xF6_0000)
-    log_props = (
-        ["#address-cells", "#interrupt-cells", "#redistributor-regions", "#size-cells", "compatible", "interrupt-controller", "phandle", "reg"]
-    )
+    log_props = [
+        "#address-cells",
+        "#interrupt-cells",
+        "#redistributor-regions",
+        "#size-cells",
+        "compatible",
+        "interrupt-controller",
+        "phandle",
+        "reg",
+    ]
     if has_its:
         assert sorted(gic.props) == sorted(log_props + ["ranges"])
         its = gic.child("its@8080000")
