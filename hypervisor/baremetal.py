@@ -134,7 +134,6 @@ class _Timer:
     cval: int = 0
     istatus: bool = False
     generation: int = 0
-    armed: bool = False
 
     @property
     def output(self) -> bool:
@@ -302,18 +301,22 @@ class BareMetalHost:
                     "write": msg.write,
                     "reason": "no device",
                 },
-                why="unassigned_mem_accepts",
+                why="unassigned_mem_accepts",  # QEMU: no MemoryRegion there
             )
             if env.id:
-                port.reply(env, Reply(value=0), why="unassigned_mem_read")
+                rw = "unassigned_mem_write" if msg.write else "unassigned_mem_read"
+                port.reply(env, Reply(value=0), why=rw)
             return
         mask = (1 << (8 * msg.size)) - 1
         value = msg.value & mask
+        frame = self._frame(msg.addr, msg.size) or ""
+        prefix = {"GICD": "gicv3_dist_", "GICR": "gicv3_redist_", "GITS": "gicv3_its_"}[frame]
+        why = prefix + ("write" if msg.write else "read")
 
         def done(result: Any) -> None:
             if env.id:
                 v = 0 if msg.write else (int(result or 0) & mask)
-                port.reply(env, Reply(value=v), why="gicv3_mmio")
+                port.reply(env, Reply(value=v), why=why)
 
         self._submit(
             _Op(
@@ -393,6 +396,8 @@ class BareMetalHost:
         alone: it was pending already, the MSI coalesced); no pending-table access at all
         means the redistributor ignored it (EnableLPIs = 0 or INTID beyond IDbits).
         """
+        if getattr(self.gic, "its", True) is None:
+            return "dropped", "no ITS on this machine (its=off)"
         gen = self.gic.msi(devid, eventid)
         records = getattr(self.gic, "its_records", [])
         first = len(records)
@@ -553,7 +558,7 @@ class BareMetalHost:
             body = {
                 k: getattr(rec, k) for k in getattr(rec, "__slots__", ()) if not k.startswith("_")
             }
-            port.record(kind, {"text": str(rec), **body}, why="qemu_log_mask(LOG_GUEST_ERROR)")
+            port.record(kind, body or {"text": str(rec)}, why="qemu_log_mask(LOG_GUEST_ERROR)")
 
     def _sync_lines(self, port: HostPort) -> None:
         """Send Irq for every CPU whose IRQ line changed (QEMU gicv3_cpuif_update)."""

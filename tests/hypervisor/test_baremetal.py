@@ -274,6 +274,15 @@ def test_msi_to_redistributor_without_enable_lpis_is_dropped() -> None:
     ]
 
 
+def test_msi_without_an_its_is_dropped() -> None:
+    _s, host, guest = run(
+        [r(0, ITS + 0x8, size=8)], machine=VirtMachine(its=False), shots=[(5, 0x10, 3)]
+    )
+    assert host.counters["drop_reasons"] == {"no ITS on this machine (its=off)": 1}
+    assert guest.values() == [0]  # no GITS frame: RAZ
+    assert guest.mems == []
+
+
 def test_device_msi_uses_the_bus_devid_not_the_claimed_one() -> None:
     from hypervisor.devices import DeviceWindow
 
