@@ -35,6 +35,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo.main()
 
 
+def _cmd_boot_blobs(args: argparse.Namespace) -> int:
+    from cosim import boot
+
+    return boot.main(args.scenario, args.out)
+
+
+def _cmd_compare_log(args: argparse.Namespace) -> int:
+    from cosim import compare_log
+
+    return compare_log.main(args.model_log, args.real_log)
+
+
 def _cmd_trace_show(args: argparse.Namespace) -> int:
     from cosim import trace_show
 
@@ -59,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="JSON keyed by the architecture's field names"
     )
     d.set_defaults(func=_cmd_decode)
+
+    b = sub.add_parser("boot-blobs", help="write exactly what the scenario's guest is handed")
+    b.add_argument("scenario", help="scenario file")
+    b.add_argument("--out", required=True, help="directory to write the blobs to")
+    b.set_defaults(func=_cmd_boot_blobs)
+
+    c = sub.add_parser(
+        "compare-log", help="EFI/ACPI/GIC/ITS/LPI lines of two kernel logs side by side"
+    )
+    c.add_argument("model_log", help="the model's log (cosim run output)")
+    c.add_argument("real_log", help="a real kernel log (dmesg or console)")
+    c.set_defaults(func=_cmd_compare_log)
 
     t = sub.add_parser("trace", help="inspect a trace file")
     tsub = t.add_subparsers(dest="trace_command", metavar="TRACE_COMMAND", parser_class=_Parser)
