@@ -1,21 +1,36 @@
-"""Decoding trace records for people: register names, hypercall names, PSCI functions.
+"""Decoding trace records for people: register names, hypercall names, PSCI functions,
+ITS commands.
 
 A trace header may carry ``mmio_map``: the machine's GIC frames as
 ``[{"frame": "GICD"|"GICR"|"GITS", "base": int, "size": int}]``, so an MMIO
 address can be named (``GICR_PROPBASER`` of redistributor 3).
+
+ITS commands are decoded from what the command queue held: the ``reply`` to a ``mem``
+read whose ``why`` is a command-queue read (QEMU process_cmdq, Xen vgic_its_handle_cmds;
+see cosim.trace_conventions), or an event carrying the 32 command bytes. The decoder
+remembers the ids of outstanding command-queue reads until their replies (at most
+:data:`MAX_PENDING_READS`), so feed it every record in order.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cosim.trace_conventions import CONV
+from gic import its_commands
+from gic.its_commands import ITS_CMD_SIZE, ItsCommand
 from gic.registers import mmio_register_name
 from transport.abi import HYPERCALLS, PSCI_FUNCTIONS, XEN_HYPERCALL_TAG
 from transport.trace import TraceRecord
 
 GICR_STRIDE = 0x20000
+#: Command-queue reads awaiting their reply that the decoder remembers (oldest forgotten).
+MAX_PENDING_READS = 4096
+#: Commands decoded from one read, at most (a read of a whole queue is not expanded further).
+MAX_COMMANDS_PER_READ = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,15 +40,53 @@ class MmioFrame:
     size: int
 
 
+def decode_commands(data: Any) -> list[ItsCommand]:
+    """The ITS commands in ``data`` (whole 32-byte commands only; a partial tail is ignored)."""
+    if not isinstance(data, bytes | bytearray):
+        return []
+    n = min(len(data) // ITS_CMD_SIZE, MAX_COMMANDS_PER_READ)
+    return [
+        its_commands.decode(bytes(data[i * ITS_CMD_SIZE : (i + 1) * ITS_CMD_SIZE]))
+        for i in range(n)
+    ]
+
+
 class Decoder:
-    """Adds decoded fields (``reg``, ``hypercall``, ``psci``, ``rdist``) to a record's body."""
+    """Adds decoded fields (``reg``, ``rdist``, ``hypercall``, ``psci``, ``its_cmd`` and the
+    command's fields) to a record's body. Stateful: give it every record, in order."""
 
     def __init__(self, header: Mapping[str, Any]) -> None:
-        self.frames = [
-            MmioFrame(str(f["frame"]), int(f["base"]), int(f["size"]))
-            for f in header.get("mmio_map", ())
-            if isinstance(f, Mapping)
-        ]
+        self.frames = []
+        for f in header.get("mmio_map", ()) if isinstance(header, Mapping) else ():
+            try:
+                self.frames.append(MmioFrame(str(f["frame"]), int(f["base"]), int(f["size"])))
+            except (KeyError, TypeError, ValueError):
+                continue  # a malformed frame entry names nothing
+        self._cmdq_reads: OrderedDict[int, int] = OrderedDict()  # request id -> queue address
+
+    def its_commands(self, rec: TraceRecord) -> list[ItsCommand]:
+        """The ITS commands ``rec`` carries; also notes command-queue reads for their reply.
+
+        Called by :meth:`fields`; call it directly (once per record, in order) when only
+        the commands are wanted.
+        """
+        body = rec.body if isinstance(rec.body, Mapping) else {}
+        kind = rec.kind
+        if kind == CONV.k_mem:
+            if rec.why in CONV.cmdq_read_whys and not body.get(CONV.write) and rec.id:
+                self._cmdq_reads[rec.id] = int(body.get(CONV.addr) or 0)
+                while len(self._cmdq_reads) > MAX_PENDING_READS:
+                    self._cmdq_reads.popitem(last=False)
+            elif rec.why in CONV.cmdq_read_whys and body.get(CONV.data):
+                return decode_commands(body.get(CONV.data))
+            return []
+        if kind == CONV.k_reply and rec.reply_to:
+            if self._cmdq_reads.pop(rec.reply_to, None) is not None:
+                return decode_commands(body.get(CONV.data))
+            return []
+        if kind == CONV.k_its_cmd:
+            return decode_commands(body.get(CONV.command))
+        return []
 
     def name_mmio(self, addr: int) -> tuple[str, int | None]:
         """The register at ``addr`` and the redistributor index, if any."""
@@ -59,14 +112,21 @@ class Decoder:
                     out["rdist"] = idx
         if kind == "exit" and body.get("reason") == "hvc":
             regs = body.get("regs") or ()
+            x16 = body.get("x16", -1)
             if body.get("imm") == XEN_HYPERCALL_TAG:
-                out["hypercall"] = HYPERCALLS.get(body.get("x16", -1), f"#{body.get('x16')}")
-            elif regs:
+                known = HYPERCALLS.get(x16) if isinstance(x16, int) else None
+                out["hypercall"] = known or f"#{x16}"
+            elif isinstance(regs, (list, tuple)) and regs and isinstance(regs[0], int):
                 out["psci"] = PSCI_FUNCTIONS.get(regs[0], f"{regs[0]:#x}")
         if kind == "smccc":
             fid = body.get("fid")
             if isinstance(fid, int):
                 out["psci"] = PSCI_FUNCTIONS.get(fid, f"{fid:#x}")
+        cmds = self.its_commands(rec)
+        if cmds:
+            out["its_cmd"] = ",".join(c.name for c in cmds)
+            if len(cmds) == 1:
+                out.update(cmds[0].fields())
         return out
 
 

@@ -1,4 +1,10 @@
-"""``cosim trace show``: a trace, one record per line (or one JSON object per line)."""
+"""``cosim trace show``: a trace, one record per line (or one JSON object per line).
+
+``--filter EXPR`` keeps the records an expression of cosim.trace_filter matches; it
+sees the top-level fields, the body and the decoded fields (reg, hypercall, its_cmd, ...);
+``id`` and ``reply_to`` are absent when 0 (the trace format's "none"), so a bare
+``reply_to`` keeps the replies.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,10 @@ import json
 import sys
 from typing import Any, TextIO
 
+from cosim.trace_conventions import unreadable
 from cosim.trace_decode import Decoder, format_line
-from transport.trace import TraceError, TraceReader
+from cosim.trace_filter import MISSING, Filter, FilterError, compile_filter
+from transport.trace import FIELDS, TraceError, TraceReader, TraceRecord
 
 
 def _jsonable(v: Any) -> Any:
@@ -20,21 +28,67 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def matches(flt: Filter, rec: TraceRecord, fields: dict[str, Any]) -> bool:
+    """Does ``rec`` (with its decoded ``fields``) pass the filter? Top-level fields first,
+    then the body, then the decoded fields."""
+    body = rec.body if isinstance(rec.body, dict) else {}
+
+    def get(name: str) -> Any:
+        if "." in name:
+            head, *rest = name.split(".")
+            v = get(head)
+            for part in rest:
+                if not isinstance(v, dict) or part not in v:
+                    return MISSING
+                v = v[part]
+            return v
+        if name in FIELDS:
+            v = getattr(rec, name)
+            return MISSING if v == 0 and name in ("id", "reply_to") else v  # 0 = none
+        if name in body:
+            v = body[name]
+        elif name in fields:
+            v = fields[name]
+        else:
+            return MISSING
+        return MISSING if v is None else v
+
+    return flt.matches(get)
+
+
 def main(
-    path: str, *, as_json: bool = False, out: TextIO | None = None, err: TextIO | None = None
+    path: str,
+    *,
+    as_json: bool = False,
+    filter_expr: str | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
-    """Print every readable record; report a torn or corrupt tail on stderr (exit 1)."""
+    """Print every readable record (that the filter keeps); a bad filter: the expression, a
+    caret and the message, exit 2; a torn or corrupt tail: one line on stderr, exit 1."""
     out = out or sys.stdout
     err = err or sys.stderr
+    flt: Filter | None = None
+    if filter_expr is not None:
+        try:
+            flt = compile_filter(filter_expr)
+        except FilterError as exc:
+            expr, caret, _ = exc.lines()
+            print(expr, file=err)
+            print(caret, file=err)
+            print(f"cosim trace show: bad filter at column {exc.column}: {exc.message}", file=err)
+            return 2
     try:
         reader = TraceReader(path)
         header = reader.header
     except (OSError, TraceError) as exc:
-        print(f"cosim trace show: {path}: {exc}", file=err)
+        print(f"cosim trace show: {unreadable(path, exc)}", file=err)
         return 2
     dec = Decoder(header)
     for rec in reader:
         fields = dec.fields(rec)
+        if flt is not None and not matches(flt, rec, fields):
+            continue
         if as_json:
             obj = {"seq": rec.seq, "t": rec.t, "src": rec.src, "dst": rec.dst, "kind": rec.kind}
             obj.update(

@@ -55,6 +55,9 @@ class BootInfo:
     kernel: str = "v5.15"
     bootargs: str = ""  # appended to the DTB's /chosen/bootargs (e.g. "maxcpus=2")
     efi_systab: int = 0
+    #: entered through the Linux EFI stub (native UEFI); False for a loader that starts the
+    #: raw Image with EFI tables in the DT (Xen's ACPI dom0: no stub, no MEMRESERVE).
+    efi_stub: bool = True
     addresses: Mapping[str, int] = field(default_factory=dict)
 
     def blob(self, name: str) -> bytes:
@@ -76,6 +79,7 @@ class BootInfo:
         devices: tuple[Device, ...] = (),
         kernel: str = "v5.15",
         bootargs: str = "",
+        efi_stub: bool = True,
     ) -> BootInfo:
         """Build from a ``BootBlobs``-shaped object (attributes dtb, acpi, efi_system_table,
         memmap, memreserve, addresses)."""
@@ -108,5 +112,6 @@ class BootInfo:
             kernel=kernel,
             bootargs=bootargs,
             efi_systab=addrs.get("EFI_SYSTEM_TABLE", 0),
+            efi_stub=efi_stub,
             addresses=addrs,
         )

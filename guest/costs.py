@@ -24,7 +24,8 @@ COSTS: dict[str, int] = {
     "early_initcall": 300 * US,
     "early_initcalls_to_smp": 5 * MS,
     # secondary bring-up (smp_init -> CPU_ON -> secondary_start_kernel -> gic_starting_cpu)
-    "cpu_on_to_secondary": 4400 * US,
+    "cpu_on_to_secondary": 3700 * US,
+    "secondary_cpuinfo_to_gic": 700 * US,  # "Detected PIPT I-cache" -> gic_starting_cpu
     "secondary_gic_to_online": 300 * US,
     "between_secondaries": 2 * MS,
     "smp_to_initcalls": 40 * MS,

@@ -94,7 +94,14 @@ class GuestPort(Protocol):
     def now(self) -> int: ...
 
     def send(
-        self, dst: str, msg: Message, *, delay: int = 0, why: str = "", reply_to: int = 0, request: bool = False
+        self,
+        dst: str,
+        msg: Message,
+        *,
+        delay: int = 0,
+        why: str = "",
+        reply_to: int = 0,
+        request: bool = False,
     ) -> int: ...
 
     def reply(self, to: Any, msg: Message, *, delay: int = 0, why: str = "") -> None: ...
@@ -134,7 +141,6 @@ class CpuRuntime:
     irqs_taken: int = 0
     frames: list[str] = field(default_factory=list)  # modelled call path, outermost first
     _timer_seq: int = 0
-    _in_irq: int = 0
     pending_tasks: list[Callable[[], Gen]] = field(default_factory=list)
 
     # -- control ---------------------------------------------------------------------------
@@ -145,7 +151,6 @@ class CpuRuntime:
         self.frames = []
         self.state = "running"
         self.waiting = ()
-        self._in_irq = 0
         self._resume(None, port)
 
     def stop(self, state: str = "off") -> None:
@@ -196,7 +201,6 @@ class CpuRuntime:
         self.waiting = ()
         self.state = "running"
         self.irqs_taken += 1
-        self._in_irq += 1
         self.stack.append(self.owner.irq_entry(self.cpu))
         self._resume(None, port)
 
@@ -207,9 +211,8 @@ class CpuRuntime:
             try:
                 req = gen.send(value)
             except StopIteration:
-                self.stack.pop()
-                if self._in_irq and len(self.stack) >= 1 and self._frame_was_irq():
-                    self._in_irq -= 1
+                if self.stack and self.stack[-1] is gen:
+                    self.stack.pop()
                 if not self.stack:
                     self.state = "off" if self.state != "dead" else "dead"
                     return
@@ -235,15 +238,25 @@ class CpuRuntime:
             if not done:
                 return
 
-    def _frame_was_irq(self) -> bool:
-        return True
+    def abandon_below(self) -> None:
+        """The running frame leaves this CPU's other contexts behind for good (kexec jumps
+        to a new kernel from a task): close the suspended frames under it."""
+        for g in self.stack[:-1]:
+            g.close()
+        self.stack = self.stack[-1:]
 
     def _serve(self, req: Any, port: GuestPort) -> tuple[bool, Any]:
         """Start serving ``req``; (True, answer) when answered at once."""
         o = self.owner
         if isinstance(req, MmioRead | MmioWrite):
             write = isinstance(req, MmioWrite)
-            msg = Mmio(cpu=self.cpu, addr=req.addr, size=req.size, write=write, value=req.value if write else 0)
+            msg = Mmio(
+                cpu=self.cpu,
+                addr=req.addr,
+                size=req.size,
+                write=write,
+                value=req.value if write else 0,
+            )
             eid = port.send(o.host, msg, why=req.why, request=True)
             o.register_request(eid, self.cpu)
             self.waiting = ("reply", eid)

@@ -89,8 +89,8 @@ def install_memreserve_table(k: Kernel) -> None:
     zeroed 16-byte pool allocation after the system table's config array, and a new
     config array with one more entry (InstallConfigurationTable), both in EFI loader data.
     """
-    systab = _systab_addr(k)
-    if systab is None:
+    systab = k.guest.boot.efi_systab  # the stub gets it from the firmware (efi_pe_entry)
+    if not systab:
         return
     read = k.guest.ram.read
     try:
@@ -109,16 +109,16 @@ def install_memreserve_table(k: Kernel) -> None:
     k.ram_write(rsv, bytes(EFI_MEMRESERVE_HEADER), owner, "install_memreserve_table")
     entry = LINUX_EFI_MEMRESERVE_TABLE_GUID.bytes_le + struct.pack("<Q", rsv)
     k.ram_write(new_array, old + entry, owner, "install_memreserve_table")
-    k.ram_write(systab + 104, struct.pack("<QQ", st.nr_tables + 1, new_array), owner, "install_memreserve_table")
+    k.ram_write(
+        systab + 104,
+        struct.pack("<QQ", st.nr_tables + 1, new_array),
+        owner,
+        "install_memreserve_table",
+    )
 
 
 def _fdt(k: Kernel) -> Fdt:
     return k.drivers["fdt"]
-
-
-def _systab_addr(k: Kernel) -> int | None:
-    params = efi_fdt_params(_fdt(k))
-    return params.system_table if params else None
 
 
 def efi_init(k: Kernel) -> None:
@@ -155,7 +155,9 @@ def efi_init(k: Kernel) -> None:
             k.memblock.add(d.physical_start, d.size)
         else:
             k.memblock.add(d.physical_start, d.size)
-            k.memblock.reserve(d.physical_start, d.size, k.owner("efi", f"EFI memory type {d.type}"))
+            k.memblock.reserve(
+                d.physical_start, d.size, k.owner("efi", f"EFI memory type {d.type}")
+            )
     # the memory map itself (efi_memmap_init_early: memblock_reserve)
     k.memblock.reserve(params.mmap_start, params.mmap_size, k.owner("efi", "EFI memory map"))
 
@@ -226,8 +228,15 @@ def efi_mem_reserve_persistent(k: Kernel, addr: int, size: int) -> int:
     while prsv:
         rsize, count, nxt = struct.unpack("<iiQ", read(prsv, 16))
         if count < rsize:
-            k.ram_write(prsv + 4, struct.pack("<i", count + 1), owner_node, "efi_mem_reserve_persistent")
-            k.ram_write(prsv + 16 + 16 * count, struct.pack("<QQ", addr, size), owner_node, "efi_mem_reserve_persistent")
+            k.ram_write(
+                prsv + 4, struct.pack("<i", count + 1), owner_node, "efi_mem_reserve_persistent"
+            )
+            k.ram_write(
+                prsv + 16 + 16 * count,
+                struct.pack("<QQ", addr, size),
+                owner_node,
+                "efi_mem_reserve_persistent",
+            )
             return efi_mem_reserve_iomem(k, addr, size)
         prsv = nxt
     # no slot found - allocate a new linked list entry (__get_free_page(GFP_ATOMIC))
@@ -237,7 +246,9 @@ def efi_mem_reserve_persistent(k: Kernel, addr: int, size: int) -> int:
     if rc:
         return rc
     head_next = struct.unpack("<Q", read(root + 8, 8))[0]
-    node = struct.pack("<iiQ", EFI_MEMRESERVE_COUNT_4K, 1, head_next) + struct.pack("<QQ", addr, size)
+    node = struct.pack("<iiQ", EFI_MEMRESERVE_COUNT_4K, 1, head_next) + struct.pack(
+        "<QQ", addr, size
+    )
     k.ram_write(page, node, owner_node, "efi_mem_reserve_persistent")
     root_owner = k.guest.regions.owner_at(root)
     k.ram_write(root + 8, struct.pack("<Q", page), root_owner, "efi_mem_reserve_persistent")

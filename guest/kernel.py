@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from guest.cpu import Cost, MmioRead, MmioWrite, SysregRead, SysregWrite
 from guest.image import CALL_SITES, SYMBOLS, Image, ImageLayout
 from guest.memblock import Memblock, PageAllocator
-from guest.printk import Frame, Splats, SplatRegs, Taint
+from guest.printk import Frame, SplatRegs, Splats, Taint
 from guest.regions import Owner
 from guest.variants import KernelVariant
 
@@ -101,7 +101,12 @@ class Kernel:
         self.psci_conduit = "hvc"
         self.psci_fw = "dt"
         self.psci_version = 0
-        self.efi: dict[str, Any] = {"enabled": set(), "tables": {}, "mem_reserve": None, "root": None}
+        self.efi: dict[str, Any] = {
+            "enabled": set(),
+            "tables": {},
+            "mem_reserve": None,
+            "root": None,
+        }
         self.acpi_disabled = True
         self.xen_domain = False
         self.kdump = False
@@ -161,7 +166,9 @@ class Kernel:
 
     # -- allocation ------------------------------------------------------------------------
 
-    def alloc_pages(self, size: int, kind: str, label: str, dma: bool = False, zero: bool = True) -> int:
+    def alloc_pages(
+        self, size: int, kind: str, label: str, dma: bool = False, zero: bool = True
+    ) -> int:
         """``alloc_pages(GFP_KERNEL | __GFP_ZERO, get_order(size))``."""
         assert self.alloc is not None, "page allocator used before mm_init"
         owner = self.owner(kind, label, dma=dma)
@@ -179,7 +186,9 @@ class Kernel:
             addr = self.alloc.alloc(size, owner, align=0x1000)
         else:
             if self.slab_page is None or _align(self.slab_page[1], align) + size > 0x1000:
-                base = self.alloc.alloc(0x1000, self.owner("slab", "kmalloc slab page"), align=0x1000)
+                base = self.alloc.alloc(
+                    0x1000, self.owner("slab", "kmalloc slab page"), align=0x1000
+                )
                 self.slab_page = (base, 0)
             base, used = self.slab_page
             off = _align(used, align)
@@ -215,7 +224,9 @@ class Kernel:
     def frame(self, name: str, offset: int) -> Frame:
         return Frame(name, offset, SYMBOLS[name].size if name in SYMBOLS else 0)
 
-    def backtrace(self, frames: list[str], pc_fn: str, pc_off: int, at_entry: bool = False) -> list[Frame]:
+    def backtrace(
+        self, frames: list[str], pc_fn: str, pc_off: int, at_entry: bool = False
+    ) -> list[Frame]:
         """arm64 ``dump_backtrace`` from pc in ``pc_fn`` up the recorded call path.
 
         ``frames`` is the call path outermost first, ending with the caller of ``pc_fn``.
@@ -237,7 +248,14 @@ class Kernel:
     def pstate(self, cpu: int) -> int:
         """PSTATE as the splats show it: nZCv, EL1h, IRQ+FIQ masked; SError (A) also masked
         on a secondary still in its bring-up (local_daif_restore not reached yet)."""
-        from guest.printk import PSR_A_BIT, PSR_C_BIT, PSR_F_BIT, PSR_I_BIT, PSR_MODE_EL1h, PSR_Z_BIT
+        from guest.printk import (
+            PSR_A_BIT,
+            PSR_C_BIT,
+            PSR_F_BIT,
+            PSR_I_BIT,
+            PSR_Z_BIT,
+            PSR_MODE_EL1h,
+        )
 
         p = PSR_Z_BIT | PSR_C_BIT | PSR_I_BIT | PSR_F_BIT | PSR_MODE_EL1h
         if cpu != 0:
@@ -258,11 +276,16 @@ class Kernel:
         path = frames[:-1] if frames and frames[-1] == fn else frames
         trace = self.backtrace(path, fn, off)
         lr = self.frame(fn, off - 4)
-        known = {0: x0 & (2**64 - 1), 1: x1, 28: cpu, 29: self.stack_pointer(cpu) + 0x10}
+        # x0: the int return value as w0 leaves it (upper half zero), x1: the size argument
+        known = {0: x0 & 0xFFFF_FFFF, 1: x1, 28: cpu, 29: self.stack_pointer(cpu) + 0x10}
         regs = SplatRegs.build(self.pstate(cpu), trace[0], lr, self.stack_pointer(cpu), known)
         self.splats.warn(cpu, self.PID_IDLE, self.comm(cpu), file, line, regs, trace)
-        self.warnings.append({"cpu": cpu, "file": file, "line": line, "function": fn, "gen": self.gen})
-        self.guest.port_record("warning", {"cpu": cpu, "file": file, "line": line, "function": fn, "gen": self.gen})
+        self.warnings.append(
+            {"cpu": cpu, "file": file, "line": line, "function": fn, "gen": self.gen}
+        )
+        self.guest.port_record(
+            "warning", {"cpu": cpu, "file": file, "line": line, "function": fn, "gen": self.gen}
+        )
 
 
 def _align(x: int, a: int) -> int:

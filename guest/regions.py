@@ -45,9 +45,7 @@ def compatible(actual: Owner, intended: Owner) -> bool:
     """Whether a write meant for ``intended`` may land on memory owned by ``actual``."""
     if actual == intended:
         return True
-    if intended.reused and actual.kind in ADOPTABLE:
-        return True
-    return False
+    return bool(intended.reused and actual.kind in ADOPTABLE)
 
 
 @dataclass
