@@ -21,8 +21,8 @@ from hypervisor.firmware.virt import BootBlobs
 XEN_DT_DOM0_DTB_ADDR = 0x6800_0000
 
 
-def blobs_for(sc: Scenario) -> BootBlobs:
-    """The firmware blobs the scenario's kernel boots from."""
+def blobs_for(sc: Scenario, *, initrd_size: int = 0) -> BootBlobs:
+    """The firmware blobs the scenario's kernel boots from (``initrd_size``: a -initrd of that size)."""
     ram = sc.machine.ram_mb << 20
     its = sc.machine.its
     if sc.host.kind == "baremetal":

@@ -47,6 +47,12 @@ def _cmd_compare_log(args: argparse.Namespace) -> int:
     return compare_log.main(args.model_log, args.real_log)
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from cosim import run
+
+    return run.main(args.scenario, quiet=args.quiet, as_json=args.json, trace=args.trace)
+
+
 def _cmd_trace_show(args: argparse.Namespace) -> int:
     from cosim import trace_show
 
@@ -71,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="JSON keyed by the architecture's field names"
     )
     d.set_defaults(func=_cmd_decode)
+
+    r = sub.add_parser("run", help="run a scenario on simulated time")
+    r.add_argument("scenario", help="scenario file (configs/*.toml)")
+    r.add_argument("--quiet", action="store_true", help="no guest log, only the summary")
+    r.add_argument("--json", action="store_true", help="the result object as JSON")
+    r.add_argument("--trace", metavar="FILE", help="write the trace of every message and event")
+    r.set_defaults(func=_cmd_run)
 
     b = sub.add_parser("boot-blobs", help="write exactly what the scenario's guest is handed")
     b.add_argument("scenario", help="scenario file")

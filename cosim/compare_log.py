@@ -174,7 +174,9 @@ def render(result: list[tuple[int, list[Row]]], out: TextIO, width: int = 78) ->
     return bad
 
 
-def main(model_path: str, real_path: str, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def main(
+    model_path: str, real_path: str, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     texts = []

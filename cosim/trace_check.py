@@ -182,7 +182,9 @@ class TableMap:
         body = rec.body if isinstance(rec.body, dict) else {}
         reg = fields.get("reg")
         is_write = (rec.kind == CONV.k_mmio and body.get(CONV.write)) or (
-            rec.kind == CONV.k_exit and body.get(CONV.reason_exit) == "dabt" and body.get(CONV.write)
+            rec.kind == CONV.k_exit
+            and body.get(CONV.reason_exit) == "dabt"
+            and body.get(CONV.write)
         )
         if isinstance(reg, str) and is_write and isinstance(body.get(CONV.value), int):
             name, plus, off = reg.partition("+")
@@ -216,7 +218,10 @@ class TableMap:
             self._range("cmdq", None, GITS_CBASER.get(value, "Physical_Address"), size, bool(valid))
         elif name.startswith("GITS_BASER") and name[10:].isdigit():
             n = int(name[10:])
-            typ = GITS_BASER.get(value, "Type") or {0: GITS_BASER_TYPE_DEVICE, 1: GITS_BASER_TYPE_COLLECTION}.get(n, 0)
+            typ = GITS_BASER.get(value, "Type") or {
+                0: GITS_BASER_TYPE_DEVICE,
+                1: GITS_BASER_TYPE_COLLECTION,
+            }.get(n, 0)
             table = {GITS_BASER_TYPE_DEVICE: "device", GITS_BASER_TYPE_COLLECTION: "collection"}
             if typ not in table:
                 return

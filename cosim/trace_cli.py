@@ -138,7 +138,9 @@ def run(argv: Sequence[str]) -> int:
         return 2
     func = getattr(args, "func", None)
     if func is None:
-        print("cosim trace: give a command: show, stats, follow, check, diff, export", file=sys.stderr)
+        print(
+            "cosim trace: give a command: show, stats, follow, check, diff, export", file=sys.stderr
+        )
         return 2
     try:
         return int(func(args))

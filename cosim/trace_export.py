@@ -112,9 +112,7 @@ class ChromeExporter:
         pid = self.pids.get(component)
         if pid is None:
             pid = self.pids[component] = len(self.pids) + 1
-            self.emit(
-                {"ph": "M", "name": "process_name", "pid": pid, "args": {"name": component}}
-            )
+            self.emit({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": component}})
         return pid
 
     def tid(self, pid: int, track: tuple[str, int]) -> int:
@@ -122,7 +120,13 @@ class ChromeExporter:
         if tid is None:
             tid = self.tids[(pid, track)] = len(self.tids) + 1
             what, n = track
-            label = "main" if what == "main" else f"{what} {n:#x}" if what == "device" else f"{what} {n}"
+            label = (
+                "main"
+                if what == "main"
+                else f"{what} {n:#x}"
+                if what == "device"
+                else f"{what} {n}"
+            )
             self.emit(
                 {"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": label}}
             )
@@ -304,9 +308,7 @@ class ChromeExporter:
         self.out.write(json.dumps(other or {}, default=str, separators=(",", ":")) + "}\n")
 
 
-def main(
-    path: str, chrome: str, *, out: TextIO | None = None, err: TextIO | None = None
-) -> int:
+def main(path: str, chrome: str, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Write the Chrome JSON of every readable record; a torn trace: stderr, exit 1."""
     out = out or sys.stdout
     err = err or sys.stderr

@@ -182,7 +182,9 @@ class _Parser:
             raise self.error(self.tok, "empty filter")
         pred = self.or_()
         if self.tok.kind != "end":
-            raise self.error(self.tok, f"expected '&&', '||' or the end, found {self.found(self.tok)}")
+            raise self.error(
+                self.tok, f"expected '&&', '||' or the end, found {self.found(self.tok)}"
+            )
         return pred
 
     def or_(self) -> Predicate:
@@ -254,7 +256,9 @@ class _Parser:
     def literal(self) -> _Tok:
         t = self.tok
         if t.kind not in ("int", "str"):
-            raise self.error(t, f"expected an integer or a string in the set, found {self.found(t)}")
+            raise self.error(
+                t, f"expected an integer or a string in the set, found {self.found(t)}"
+            )
         self.i += 1
         return t
 

@@ -31,7 +31,11 @@ REAL_INITRD_SIZE = 0xF8000
 
 @dataclass(frozen=True)
 class Device:
-    """A PCIe function with MSIs: its ITS DeviceID, vector count and register window."""
+    """A PCIe function with MSIs: its requester ID, vector count and register window.
+
+    ``devid`` is the function's RID (``pci_dev_id``); the driver maps it to an ITS DeviceID
+    through the firmware (DT ``msi-map``, ACPI IORT), the identity on QEMU virt.
+    """
 
     name: str
     devid: int

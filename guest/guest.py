@@ -302,9 +302,9 @@ class Guest:
             self.check_write(msg.addr, msg.size, msg.agent, env.why, None)
             self.ram.write(msg.addr, data)
             if env.id:
-                port.reply(env, Reply())
+                port.reply(env, Reply(), why="guest_ram")
         elif env.id:
-            port.reply(env, Reply(data=self.ram.read(msg.addr, msg.size)))
+            port.reply(env, Reply(data=self.ram.read(msg.addr, msg.size)), why="guest_ram")
 
     # -- generations ----------------------------------------------------------------------
 

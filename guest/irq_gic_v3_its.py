@@ -489,19 +489,22 @@ class ItsDriver:
         return 0
 
     def gic_reset_prop_table(self, va: int, reused: bool) -> None:
-        """``gic_reset_prop_table``: priority 0xa0, Group-1, disabled (0xa2) everywhere."""
+        """``gic_reset_prop_table``: priority 0xa0, Group-1, disabled (0xa2) everywhere.
+
+        ``reused``: the PREALLOCATED path memremaps whatever GICR_PROPBASER points at. A range
+        reserved through MEMRESERVE is adopted as this kernel's table; anything else keeps its
+        owner (and the memset was reported as corrupting it).
+        """
         k = self.k
+        size = self.LPI_PROPBASE_SZ
         owner = k.owner("lpi-prop", "LPI property table", dma=True, reused=reused)
-        k.memset(
-            va,
-            LPI_PROP_DEFAULT_PRIO | LPI_PROP_GROUP1,
-            self.LPI_PROPBASE_SZ,
-            owner,
-            "gic_reset_prop_table",
+        adopt = reused and all(
+            o.kind == "memreserve" for _, _, o in k.guest.regions.owners(va, size)
         )
-        k.guest.regions.claim(
-            va, self.LPI_PROPBASE_SZ, owner
-        ) if not reused or k.guest.regions.owner_at(va).kind == "memreserve" else None
+        byte = LPI_PROP_DEFAULT_PRIO | LPI_PROP_GROUP1
+        k.memset(va, byte, size, owner, "gic_reset_prop_table")
+        if adopt:
+            k.guest.regions.claim(va, size, owner)
 
     def its_setup_lpi_prop_table(self, cpu: int) -> Gen:
         """``its_setup_lpi_prop_table``."""

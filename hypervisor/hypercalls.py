@@ -151,6 +151,16 @@ SHUTDOWN_watchdog = 4
 SHUTDOWN_NAMES = {0: "poweroff", 1: "reboot", 2: "suspend", 3: "crash", 4: "watchdog"}
 
 
+# Module-level names: a ``__HYPERVISOR_*`` name inside a class body would be name-mangled.
+HYPERCALL_XEN_VERSION = __HYPERVISOR_xen_version
+HYPERCALL_MEMORY_OP = __HYPERVISOR_memory_op
+HYPERCALL_VCPU_OP = __HYPERVISOR_vcpu_op
+HYPERCALL_HVM_OP = __HYPERVISOR_hvm_op
+HYPERCALL_CONSOLE_IO = __HYPERVISOR_console_io
+HYPERCALL_EVENT_CHANNEL_OP = __HYPERVISOR_event_channel_op
+HYPERCALL_SCHED_OP = __HYPERVISOR_sched_op
+
+
 class XenServices(Protocol):
     """What the hypercall handlers need from the rest of Xen (hypervisor/xen.py)."""
 
@@ -250,13 +260,13 @@ class Hypercalls:
         a += [0] * (5 - len(a))
         nr = nr & U64 if isinstance(nr, int) else U64
         handler = {
-            __HYPERVISOR_xen_version: self.do_xen_version,
-            __HYPERVISOR_memory_op: self.do_memory_op,
-            __HYPERVISOR_vcpu_op: self.do_arm_vcpu_op,
-            __HYPERVISOR_hvm_op: self.do_hvm_op,
-            __HYPERVISOR_console_io: self.do_console_io,
-            __HYPERVISOR_event_channel_op: self.do_event_channel_op,
-            __HYPERVISOR_sched_op: self.do_sched_op,
+            HYPERCALL_XEN_VERSION: self.do_xen_version,
+            HYPERCALL_MEMORY_OP: self.do_memory_op,
+            HYPERCALL_VCPU_OP: self.do_arm_vcpu_op,
+            HYPERCALL_HVM_OP: self.do_hvm_op,
+            HYPERCALL_CONSOLE_IO: self.do_console_io,
+            HYPERCALL_EVENT_CHANNEL_OP: self.do_event_channel_op,
+            HYPERCALL_SCHED_OP: self.do_sched_op,
         }.get(nr)
         name = handler.__name__ if handler is not None else f"hypercall_{nr}"
         self.calls[name] = self.calls.get(name, 0) + 1

@@ -98,12 +98,15 @@ class FakeHost:
         return self.regs.get(a, 0)
 
 
-def _dt_boot(bootargs: str = "") -> tuple[Guest, FakeHost, Scheduler]:
+def _dt_boot(
+    bootargs: str = "", preset: dict[int, int] | None = None
+) -> tuple[Guest, FakeHost, Scheduler]:
     blobs = qemu_virt_dt_blobs(cpus=4, initrd_size=REAL_INITRD_SIZE, bootargs="console=ttyAMA0")
     info = BootInfo.from_blobs(
         blobs, firmware="dt", ram_base=0x4000_0000, ram_size=2 << 30, cpus=4, bootargs=bootargs
     )
     g, h = Guest(info), FakeHost()
+    h.regs.update(preset or {})
     s = Scheduler(seed=3)
     s.add(h)
     s.add(g)
@@ -141,6 +144,21 @@ def test_the_redistributor_walk_reads_every_frame_up_to_the_match() -> None:
     assert [typer_reads(3, f) for f in range(4)] == [2, 2, 2, 4]
     # CPU0: gic_update_rdist_properties walks all four (2 reads each), then as above
     assert [typer_reads(0, f) for f in range(4)] == [6, 2, 2, 2]
+
+
+def test_booted_with_lpis_enabled_and_nothing_reserved() -> None:
+    """Firmware left EnableLPIs set with a property table in unreserved memory: v5.15 does not
+    take the PREALLOCATED path, warns, taints 'C' and disables LPIs (sheet §2.2, §2.7)."""
+    g, h, _ = _dt_boot(preset={GICR: 1, GICR + 0x70: 0x5000_078F})
+    lines = [STAMP.sub("", ln) for ln in g.printk.text()]
+    i = lines.index(
+        "GICv3: Expected reserved range [0x0000000050000000:0x000000005000ffff], not found"
+    )
+    assert "GICv3: Using preallocated redistributor tables" not in lines
+    assert lines.index("GICv3: CPU0: Booted with LPIs enabled, memory probably corrupted") > i
+    assert "GICv3: CPU0: using allocated LPI pending table @0x00000000425d0000" in lines
+    assert g.kernel.taint.letters() == "C"
+    assert h.regs[GICR + 0x70] == 0x425C_078F  # reprogrammed after the disable
 
 
 def test_mem_served_and_checked() -> None:

@@ -1,0 +1,239 @@
+"""``cosim run``: one scenario on simulated time, in process.
+
+Builds the components a scenario names (the host, the guest, the device
+models), puts them on one :class:`~cosim.scheduler.Scheduler`, runs for the
+scenario's duration, lets MSIs still in flight drain, and reports the guest's
+log and a result object (warnings, MSI accounting, kexec outcome).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import msgspec
+
+import cosim
+from cosim import boot
+from cosim.scenario import Scenario, ScenarioError, load, parse_duration
+from cosim.scheduler import MS, Scheduler
+from guest.bootinfo import REAL_INITRD_SIZE, BootInfo, Device
+from guest.guest import Guest
+from hypervisor.baremetal import BareMetalHost
+from hypervisor.devices import MsiDevice
+from hypervisor.machine import VirtMachine
+from transport.messages import PROTOCOL_VERSION, Envelope
+from transport.trace import TraceWriter
+
+#: Device register windows: the first 64 KiB pages of QEMU virt's 32-bit PCIe MMIO window.
+DEVICE_WINDOW_BASE = 0x1000_0000
+DEVICE_WINDOW_STRIDE = 0x1_0000
+#: After the scenario's duration, devices stop raising and in-flight MSIs get this long to land.
+DRAIN_NS = 10 * MS
+#: The scheduler's link latency per message kind (ns): a bus access, a trap, memory.
+LINK_LATENCY_NS = {"mmio": 50, "sysreg": 5, "smccc": 200, "irq": 20, "mem": 30, "msi": 100}
+
+MODELLED = [
+    "GICv3 distributor, redistributors, ITS and CPU interfaces as QEMU 7.2 implements them",
+    "Linux v5.15 GICv3/ITS driver boot path, SMP bring-up, MSI driver, kexec",
+    "EFI stub MEMRESERVE, memblock, a calibrated page allocator",
+]
+NOT_MODELLED = [
+    "instruction execution (kernel code is modelled function by function)",
+    "caches and memory ordering",
+    "devices other than the GIC, the PSCI firmware and MSI-raising PCIe functions",
+]
+
+
+class UnsupportedScenario(ScenarioError):
+    """The scenario asks for something this host or guest does not model (yet)."""
+
+
+@dataclass
+class Simulation:
+    """A built scenario: the scheduler and its components, ready to run."""
+
+    scenario: Scenario
+    scheduler: Scheduler
+    guest: Guest
+    host: Any
+    devices: list[MsiDevice]
+    machine: VirtMachine
+    trace: TraceWriter | None = None
+    sent: list[Envelope] = field(default_factory=list)
+
+    def run(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Run to the end of the duration, drain, and return the result object."""
+        sc = self.scenario
+        end = sc.duration_ns
+        step = max(end // 100, 1)
+        t = 0
+        while t < end and not self.scheduler._stopped:
+            t = min(t + step, end)
+            self.scheduler.run(until=t)
+            if progress:
+                progress(t, end)
+        for dev in self.devices:
+            dev.limit = dev.arrivals  # no new MSIs; those already raised still travel
+        self.scheduler.run(until=end + DRAIN_NS)
+        if self.trace is not None:
+            self.trace.flush()
+        return self.result()
+
+    def result(self) -> dict[str, Any]:
+        g = self.guest.result()
+        hc = self.host.counters
+        raised = sum(d.raised for d in self.devices)
+        delivered = g["lpis_delivered_total"]
+        unexpected = len(g["unexpected_irqs"])
+        coalesced = hc.get("lpis_coalesced", 0)
+        dropped = hc.get("lpis_dropped", 0)
+        gens = g["generations"]
+        last = gens[-1]["status"] if gens else "none"
+        return {
+            "scenario": self.scenario.name,
+            "host": self.scenario.host.kind,
+            "kernel": self.scenario.guest.kernel,
+            "seed": self.scenario.run.seed,
+            "t_end_ns": self.scheduler.now,
+            "warnings": g["warnings"],
+            "lpis_raised": raised,
+            "lpis_delivered": delivered,
+            "lpis_delivered_unexpected": unexpected,
+            "lpis_coalesced": coalesced,
+            "lpis_dropped": dropped,
+            "lpis_pending": raised - delivered - unexpected - coalesced - dropped,
+            "lpis_delivered_by_device": g["lpis_delivered"],
+            "kexec": g["kexec"],
+            "corruption": g["corruption"],
+            "taint": g["taint"],
+            "generations": gens,
+            "host_counters": dict(hc),
+            "exit": "panic" if last == "panic" else "ok",
+            "errors": g["errors"],
+        }
+
+
+def trace_header(sc: Scenario, machine: VirtMachine) -> dict[str, Any]:
+    return {
+        "scenario": sc.name,
+        "scenario_path": sc.path,
+        "scenario_sha256": sc.sha256,
+        "seed": sc.run.seed,
+        "cosim_version": cosim.__version__,
+        "protocol_version": PROTOCOL_VERSION,
+        "python": platform.python_version(),
+        "modelled": MODELLED,
+        "not_modelled": NOT_MODELLED,
+        "mmio_map": machine.mmio_map(),
+        "time_unit": "ns",
+    }
+
+
+def build(sc: Scenario, trace_path: str | None = None) -> Simulation:
+    """Components for the scenario, added to a fresh scheduler (not started)."""
+    if sc.host.kind != "baremetal":
+        raise UnsupportedScenario(f"{sc.path}: host.kind = {sc.host.kind!r}: not modelled yet")
+    for i, a in enumerate(sc.actions):
+        if a.do != "kexec":
+            raise UnsupportedScenario(
+                f"{sc.path}: actions[{i}].do = {a.do!r}: not supported on bare metal yet; allowed: 'kexec'"
+            )
+    machine = VirtMachine.from_config(sc.machine)
+    if sc.guest.vcpus != machine.cpus:
+        raise UnsupportedScenario(
+            f"{sc.path}: guest.vcpus = {sc.guest.vcpus}: on bare metal the kernel runs on every pCPU "
+            f"(machine.pcpus = {machine.cpus})"
+        )
+    blobs = boot.blobs_for(sc, initrd_size=REAL_INITRD_SIZE)
+    devices: list[MsiDevice] = []
+    infos: list[Device] = []
+    for i, d in enumerate(sc.devices):
+        name = d.name or f"dev{d.devid:#x}"
+        window = DEVICE_WINDOW_BASE + i * DEVICE_WINDOW_STRIDE
+        devices.append(
+            MsiDevice(name, devid=d.devid, events=d.events, msi_rate=d.msi_rate, window_base=window)
+        )
+        infos.append(Device(name, d.devid, d.events, window))
+    info = BootInfo.from_blobs(
+        blobs,
+        firmware=sc.host.boot,
+        ram_base=machine.ram_base,
+        ram_size=machine.ram_size,
+        cpus=machine.cpus,
+        devices=tuple(infos),
+        kernel=sc.guest.kernel,
+    )
+    actions = [(parse_duration(a.at), a.do) for a in sc.actions]
+    guest = Guest(info, actions=actions)
+    host = BareMetalHost(machine, devices=[d.window for d in devices])
+    trace = TraceWriter(trace_path, trace_header(sc, machine)) if trace_path else None
+    sched = Scheduler(
+        seed=sc.run.seed, trace=trace, latency=lambda env: LINK_LATENCY_NS.get(env.msg.kind, 0)
+    )
+    sched.add(host)
+    sched.add(guest)
+    for d in devices:
+        sched.add(d)
+    return Simulation(sc, sched, guest, host, devices, machine, trace)
+
+
+def execute(
+    sc: Scenario, trace_path: str | None = None, progress: Any = None
+) -> tuple[Simulation, dict[str, Any]]:
+    sim = build(sc, trace_path)
+    try:
+        sim.scheduler.start()
+        result = sim.run(progress)
+    finally:
+        if sim.trace is not None:
+            sim.trace.close()
+    return sim, result
+
+
+def main(
+    scenario: str,
+    *,
+    quiet: bool = False,
+    as_json: bool = False,
+    trace: str | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        sc = load(scenario)
+        sim, result = execute(sc, trace)
+    except ScenarioError as exc:
+        err.write(f"cosim run: {exc}\n")
+        return 2
+    except OSError as exc:
+        err.write(f"cosim run: {exc.filename or trace}: {exc.strerror or exc}\n")
+        return 2
+    if not quiet and not as_json:
+        for line in result_log(sim):
+            out.write(line + "\n")
+    if as_json:
+        out.write(json.dumps(msgspec.to_builtins(result), indent=2, sort_keys=True) + "\n")
+    elif not quiet:
+        out.write(summary(result) + "\n")
+    return 0 if result["exit"] == "ok" else 1
+
+
+def result_log(sim: Simulation) -> list[str]:
+    return list(sim.guest.printk.text())
+
+
+def summary(r: dict[str, Any]) -> str:
+    k = r["kexec"]
+    kx = f", kexec {k.get('outcome', 'none')}" if k.get("outcome", "none") != "none" else ""
+    return (
+        f"== {r['scenario']}: {len(r['warnings'])} warning(s), MSIs raised {r['lpis_raised']} = "
+        f"delivered {r['lpis_delivered']} + unexpected {r['lpis_delivered_unexpected']} + coalesced "
+        f"{r['lpis_coalesced']} + dropped {r['lpis_dropped']} + pending {r['lpis_pending']}{kx}, exit {r['exit']}"
+    )
