@@ -58,20 +58,19 @@ class Line:
 
 @dataclass(frozen=True, slots=True)
 class Allowance:
-    """A documented difference: ``real`` (6.1) may stand where ``model`` (5.15) stands; either may be None."""
+    """A documented difference: the real (6.1) line ``real`` stands where the model prints ``ours``."""
 
-    real: str | None
-    model: str | None
+    real: str
+    ours: tuple[str, ...]
     why: str
 
-    def matches(self, real: Line | None, model: Line | None) -> bool:
-        return _same(self.real, real) and _same(self.model, model)
+    @property
+    def real_key(self) -> str:
+        return normalise(self.real)
 
-
-def _same(pattern: str | None, line: Line | None) -> bool:
-    if pattern is None or line is None:
-        return pattern is None and line is None
-    return re.fullmatch(pattern, line.key) is not None
+    @property
+    def our_keys(self) -> tuple[str, ...]:
+        return tuple(normalise(x) for x in self.ours)
 
 
 def kernels(lines: Iterable[str]) -> list[list[Line]]:
@@ -116,35 +115,39 @@ def align(model: Sequence[Line], real: Sequence[Line], allow: Sequence[Allowance
     for op, a0, a1, b0, b1 in sm.get_opcodes():
         if op == "equal":
             rows += [Row(" ", model[a0 + i], real[b0 + i]) for i in range(a1 - a0)]
-            continue
-        ms, rs = list(model[a0:a1]), list(real[b0:b1])
-        for i in range(max(len(ms), len(rs))):
-            m = ms[i] if i < len(ms) else None
-            r = rs[i] if i < len(rs) else None
-            rows += _judge(m, r, allow)
+        else:
+            rows += _judge(list(model[a0:a1]), list(real[b0:b1]), allow)
     return rows
 
 
-def _judge(m: Line | None, r: Line | None, allow: Sequence[Allowance]) -> list[Row]:
+def _judge(ms: list[Line], rs: list[Line], allow: Sequence[Allowance]) -> list[Row]:
+    """Rows for a block where the logs differ: documented differences first, the rest flagged."""
+    rows: list[Row] = []
     for a in allow:
-        if a.matches(r, m):
-            return [Row("~", m, r, a.why)]
-    if m is not None and r is not None:
-        # Two lines that are each allowed to stand alone are two documented differences.
-        lone = [a for a in allow if a.matches(r, None)], [a for a in allow if a.matches(None, m)]
-        if lone[0] and lone[1]:
-            return [Row("~", None, r, lone[0][0].why), Row("~", m, None, lone[1][0].why)]
-        return [Row("!", m, r)]
-    return [Row("<" if r is None else ">", m, r)]
+        ri = next((i for i, r in enumerate(rs) if r.key == a.real_key), None)
+        if ri is None:
+            continue
+        keys = [m.key for m in ms]
+        n = len(a.our_keys)
+        mi = next((i for i in range(len(ms) - n + 1) if tuple(keys[i : i + n]) == a.our_keys), None)
+        if mi is None:
+            continue
+        ours = ms[mi : mi + n]
+        rows.append(Row("~", ours[0], rs.pop(ri), a.why))
+        rows += [Row("~", m, None, a.why) for m in ours[1:]]
+        del ms[mi : mi + n]
+    for i in range(max(len(ms), len(rs))):
+        m = ms[i] if i < len(ms) else None
+        r = rs[i] if i < len(rs) else None
+        rows.append(Row("!" if m and r else ("<" if r is None else ">"), m, r))
+    return rows
 
 
 def default_allowances() -> list[Allowance]:
-    """The documented v5.15/v6.1 differences of the guest model, if it lists them."""
-    try:
-        from guest.versions import DIFFERENCES_5_15_VS_6_1
-    except ImportError:  # pragma: no cover - the guest model always has them
-        return []
-    return [Allowance(d.real, d.model, d.why) for d in DIFFERENCES_5_15_VS_6_1]
+    """The documented v5.15/v6.1 differences the guest model lists."""
+    from guest.guest import DIFFERENCES_5_15_VS_6_1
+
+    return [Allowance(d["real"], tuple(d["ours"]), d["why"]) for d in DIFFERENCES_5_15_VS_6_1]
 
 
 def compare(
@@ -168,7 +171,8 @@ def render(result: list[tuple[int, list[Row]]], out: TextIO, width: int = 78) ->
             right = row.real.text if row.real else ""
             out.write(f"{row.mark} {left[:width]:<{width}} | {right}\n")
             if row.mark == "~":
-                out.write(f"  {'':<{width}}   (documented: {row.why})\n")
+                if row.real is not None:
+                    out.write(f"  {'':<{width}}   (documented: {row.why})\n")
             elif row.mark != " ":
                 bad += 1
     return bad
