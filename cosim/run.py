@@ -101,6 +101,7 @@ class Simulation:
             "seed": self.scenario.run.seed,
             "t_end_ns": self.scheduler.now,
             "warnings": g["warnings"],
+            "log": g["log"],
             "lpis_raised": raised,
             "lpis_delivered": delivered,
             "lpis_delivered_unexpected": unexpected,

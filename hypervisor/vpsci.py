@@ -78,9 +78,9 @@ ARM_SMCCC_REVISION = 0xFF03
 ARM_SMCCC_FAST_CALL = 1 << 31
 ARM_SMCCC_CONV_64 = 1 << 30
 
-#: XEN_SMCCC_UID a66649b5-d5ee-4fba-be0a-e4c8765e2b4a (public/arch-arm/smccc.h), and the
-#: hypervisor service revision 0.1 and function count 3 of Xen 4.17.
-XEN_SMCCC_UID = bytes.fromhex("a66649b5d5ee4fbabe0ae4c8765e2b4a")
+#: XEN_SMCCC_UID a71812dc-c698-4369-9acf-79d18ddee667 (public/arch-arm/smccc.h, bytes in
+#: XEN_DEFINE_UUID order), the hypervisor service revision 0.1 and function count 3.
+XEN_SMCCC_UID = bytes.fromhex("a71812dcc69843699acf79d18ddee667")
 XEN_SMCCC_MAJOR_REVISION = 0
 XEN_SMCCC_MINOR_REVISION = 1
 XEN_SMCCC_FUNCTION_COUNT = 3

@@ -245,8 +245,7 @@ def test_sgi1r_targets_and_wrong_target_line() -> None:
     handled, inj = g.emulate_sgi1r(0, (1 << 24) | 0b11)  # SGI 1 to vCPUs 0 and 1
     assert handled and [(i.vcpu, i.virq) for i in inj] == [(0, 1)]
     assert lines == [
-        "d0v0 VGIC: write r=0000000001000003" + " " * 25
-        + "target->list=3, wrong CPUTargetList "
+        "d0v0 VGIC: write r=0000000001000003" + " " * 25 + "target->list=3, wrong CPUTargetList "
     ]  # fmt: skip (the trailing space is in Xen's format string)
 
 

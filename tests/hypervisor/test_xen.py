@@ -506,14 +506,16 @@ def test_msi_travels_to_the_lr_of_a_blocked_vcpu_and_the_physical_eoi_is_immedia
 
 
 def test_msi_for_a_running_vcpu_kicks_it_and_lands_in_the_irq_exit_entry() -> None:
-    # Event 1 goes to collection 1 = vCPU 1, which runs in the guest: Xen takes the LPI on
-    # pCPU 0 (collection 0 on the host), queues vLPI 8193 for vCPU 1 and kicks it.
+    # Event 1 goes to collection 1 = vCPU 1, but every host LPI arrives on pCPU 0: Xen kicks
+    # vCPU 0 to take it, and at vCPU 0's irq exit queues vLPI 8193 for vCPU 1 and kicks it.
     dev = FakeDevice("rng", [(1_000, DEVID, 1)])
     sched, xen, dom0 = run([*its_setup_steps(), 5_000], devices=[dev])
-    assert dom0.kicks == [(1_000, 1)]
+    assert dom0.kicks == [(1_000, 0), (1_000, 1)]
+    (irq0,) = dom0.entry_for("irq", 0)
+    assert irq0.ctx.lrs == (0, 0, 0, 0)
     (irq,) = dom0.entry_for("irq", 1)
     assert irq.ctx.lrs[0] == LR_8193
-    assert xen.counters["kicks"] == 1
+    assert xen.counters["kicks"] == 2
     assert xen.gic.cpus[0].running_priority() == 0xFF
 
 
@@ -528,10 +530,12 @@ def test_msi_while_vcpu0_runs_kicks_vcpu0_and_is_taken_at_its_exit() -> None:
 
 
 def test_unmapped_host_lpi_is_dropped_silently_and_eoied() -> None:
-    # Event 2 has a host LPI (MAPD maps all 32) but no MAPTI: virt_lpi is INVALID_LPI.
+    # Event 2 has a host LPI (MAPD maps all 32) but no MAPTI: virt_lpi is INVALID_LPI. vCPU 0
+    # waits in WFI, so pCPU 0 is idle and takes the LPI at once; nothing wakes vCPU 0.
     dev = FakeDevice("rng", [(1_000, DEVID, 2)])
-    sched, xen, dom0 = run([*its_setup_steps(), 5_000], devices=[dev])
-    assert dom0.kicks == [] and dom0.entry_for("irq", 0) == []
+    steps = [*its_setup_steps(), Exit(vcpu=0, reason="wfi")]
+    sched, xen, dom0 = run(steps, devices=[dev], until=5_000)
+    assert dom0.kicks == [] and dom0.entry_for("wfi", 0) == []
     (drop,) = [b for b, why in records(sched, "lpi-dropped") if why == "gicv3_do_LPI"]
     assert (drop["devid"], drop["eventid"]) == (DEVID, 2)
     assert xen.counters["lpis_dropped_unmapped"] == 1
@@ -539,10 +543,15 @@ def test_unmapped_host_lpi_is_dropped_silently_and_eoied() -> None:
 
 
 def test_second_msi_while_queued_coalesces() -> None:
+    # pCPU 0 is idle (vCPU 0 in WFI) and takes both LPIs at once; vCPU 1 runs and does not
+    # answer its kick yet, so the second vLPI 8193 finds the first still QUEUED.
     dev = FakeDevice("rng", [(1_000, DEVID, 1), (1_001, DEVID, 1)])
-    sched, xen, dom0 = run([*its_setup_steps(), 5_000], devices=[dev], answer_kicks=False)
-    assert dom0.kicks == [(1_000, 1)]  # one kick: the second crossed nothing, it is pending
+    steps = [*its_setup_steps(), Exit(vcpu=0, reason="wfi")]
+    sched, xen, dom0 = run(steps, devices=[dev], answer_kicks=False, until=5_000)
+    assert dom0.kicks == [(1_000, 1)]  # one kick: the second injection finds it pending
     assert xen.counters["lpis_injected"] == 1 and xen.counters["lpis_coalesced"] == 1
+    coalesced = [b["coalesced"] for b, why in records(sched, "inject") if b["virq"] == 8193]
+    assert coalesced == [False, True]
 
 
 # -- hostile input -----------------------------------------------------------------------------
