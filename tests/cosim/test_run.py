@@ -90,7 +90,9 @@ def _gen_lines(r: dict, gen: int) -> list[str]:
     """Log lines of one kernel generation (kernels start at 'Booting Linux')."""
     out: list[list[str]] = [[]]
     for line in r["log"]:
-        if "Booting Linux on physical CPU" in line and any("Booting Linux" in x for x in out[-1]):
+        if "Booting Linux on physical CPU" in line and any(
+            "Booting Linux on physical CPU" in x for x in out[-1]
+        ):
             out.append([])
         out[-1].append(line)
     return out[gen - 1]

@@ -432,9 +432,10 @@ def _queue(*commands: cmds.ItsCommand) -> Callable[[FakeDom0, Any], None]:
     return write
 
 
-def its_setup_steps() -> list[Step]:
+def its_setup_steps(coll1: int = 1) -> list[Step]:
     """What Linux does on this path, reduced: LPI tables on both redistributors, the vITS
-    tables and queue, then MAPD (32 events) + MAPC x2 + MAPTI x2 and one CWRITER write."""
+    tables and queue, then MAPD (32 events) + MAPC x2 + MAPTI x2 and one CWRITER write.
+    Event 0 goes to collection 0 (vCPU 0), event 1 to collection ``coll1``."""
     attrs = (7 << 7) | (1 << 10)  # RaWaWb, inner shareable
     baser_attrs = (1 << 63) | (7 << 59) | (1 << 10)
     return [
@@ -454,7 +455,7 @@ def its_setup_steps() -> list[Step]:
             cmds.Mapc(ICID=0, RDbase=0, V=1),
             cmds.Mapc(ICID=1, RDbase=1, V=1),
             cmds.Mapti(DeviceID=DEVID, EventID=0, pINTID=8192, ICID=0),
-            cmds.Mapti(DeviceID=DEVID, EventID=1, pINTID=8193, ICID=1),
+            cmds.Mapti(DeviceID=DEVID, EventID=1, pINTID=8193, ICID=coll1),
         ),
         mmio_w(0, GITS + 0x88, 8, 5 * 32),  # GITS_CWRITER
     ]
@@ -586,3 +587,106 @@ def test_hostile_exits_get_xens_answers_and_the_run_goes_on() -> None:
     ]
     assert dom0.xen_mems() == []  # no hostile pointer turned into a memory access
     assert xen.crash is None
+
+
+def test_full_list_registers_set_uie_and_the_maintenance_exit_refills() -> None:
+    # One list register (ICH_VTR_EL2.ListRegs = 0). Both events target vCPU 0.
+    dev = FakeDevice("rng", [(1_000, DEVID, 0), (2_000, DEVID, 1)])
+    after: list[Step] = [
+        Exit(vcpu=0, reason="wfi"),  # woken at 1000 with vLPI 8192 in LR0
+        3_000,  # the second LPI at 2000: kick, irq exit, no free LR: lr_pending + UIE
+        # The guest acknowledged and EOIed vLPI 8192 (LR0 invalid); the underflow
+        # maintenance interrupt makes it exit with UIE still set in its ICH_HCR_EL2.
+        Exit(vcpu=0, reason="irq", ctx=GicContext(lrs=(0,), hcr=0b11)),
+    ]
+    m = VirtMachine(cpus=2, list_registers=1)
+    sched = RecordingScheduler(seed=1)
+    xen = Xen(m)
+    dom0 = FakeDom0([*its_setup_steps(coll1=0), *after])
+    for c in (xen, dom0, dev):
+        sched.add(c)
+    sched.start()
+    sched.run()
+    wfi = dom0.entry_for("wfi", 0)[0]
+    assert wfi.ctx.lrs == (LR_8192,) and not wfi.ctx.hcr & 0b10
+    kicked, maint = dom0.entry_for("irq", 0)
+    assert kicked.ctx.lrs == (LR_8192,) and kicked.ctx.hcr & 0b10  # UIE: backlog, LRs full
+    assert maint.ctx.lrs == (LR_8193,) and not maint.ctx.hcr & 0b10
+    assert xen.counters["lr_overflows"] == 1 and xen.counters["maintenance_irqs"] == 1
+    assert all(len(e.ctx.lrs) == 1 for _t, _x, e in dom0.entries)
+
+
+def test_virtual_timer_is_taken_by_xen_masked_and_injected_without_hw_bit() -> None:
+    steps: list[Step] = [
+        mmio_w(0, RD0 + 0x1_0100, 4, 1 << 27),  # enable PPI 27 in vCPU 0's GICR_ISENABLER0
+        Exit(vcpu=0, reason="sysreg", reg="CNTV_TVAL_EL0", write=True, value=62),
+        Exit(vcpu=0, reason="sysreg", reg="CNTV_CTL_EL0", write=True, value=1),
+        2_500,
+        Exit(vcpu=0, reason="sysreg", reg="CNTV_CTL_EL0", write=False),
+    ]
+    sched = RecordingScheduler(seed=1)
+    xen = Xen(VirtMachine(cpus=2, timer_period_ns=1_000))
+    dom0 = FakeDom0(steps)
+    sched.add(xen)
+    sched.add(dom0)
+    sched.start()
+    sched.run(until=2_600)
+    # The period elapsed at 1000 while vCPU 0 ran: physical PPI 27 on pCPU 0, so a kick, and
+    # at the irq exit vtimer_interrupt masked the timer and injected vIRQ 27 (HW = 0).
+    assert dom0.kicks == [(1_000, 0)]
+    (irq,) = dom0.entry_for("irq", 0)
+    assert irq.ctx.lrs[0] == (1 << 62) | (1 << 60) | 27
+    *_, ctl = dom0.entry_for("sysreg", 0)
+    assert ctl.regs == (0b111,)  # ENABLE | IMASK | ISTATUS
+    assert xen.counters["vtimer_irqs"] == 1
+    assert xen.gic.cpus[0].running_priority() == 0xFF  # EOI + DIR by gicv3_host_irq_end
+
+
+def test_virtual_timer_of_a_blocked_vcpu_wakes_it() -> None:
+    steps: list[Step] = [
+        mmio_w(0, RD0 + 0x1_0100, 4, 1 << 27),
+        Exit(vcpu=0, reason="sysreg", reg="CNTV_CTL_EL0", write=True, value=1),
+        Exit(vcpu=0, reason="wfi"),
+    ]
+    sched = RecordingScheduler(seed=1)
+    xen = Xen(VirtMachine(cpus=2, timer_period_ns=1_000))
+    dom0 = FakeDom0(steps)
+    sched.add(xen)
+    sched.add(dom0)
+    sched.start()
+    sched.run(until=1_500)
+    (t, _x, wfi) = [e for e in dom0.entries if e[1].reason == "wfi"][0]
+    assert t == 1_000 and wfi.ctx.lrs[0] == (1 << 62) | (1 << 60) | 27
+    assert [why for b, why in records(sched, "inject") if b["virq"] == 27] == [
+        "virt_timer_expired"
+    ]
+
+
+def test_register_vcpu_info_raises_the_event_channel_ppi_in_the_callers_lr() -> None:
+    def setup(d: FakeDom0, _port: Any) -> None:
+        d.ram.write(BUF, struct.pack("<QII", 0x6_0005, 0, 0))
+
+    steps: list[Step] = [
+        mmio_w(0, RD0 + 0x1_0100, 4, 1 << 16),  # enable PPI 16 (the event channel)
+        setup,
+        hvc(0, 24, 10, 0, BUF),  # VCPUOP_register_vcpu_info for vCPU 0
+    ]
+    sched, xen, dom0 = run(steps)
+    (entry,) = dom0.entry_for("hvc", 0)
+    assert entry.regs[0] == 0
+    assert entry.ctx.lrs[0] == (1 << 62) | (1 << 60) | 16  # map_vcpu_info -> arch_evtchn_inject
+    assert ("map_vcpu_info", 0x6000_5000, 48, True) in dom0.xen_mems()
+
+
+def test_invall_of_an_unmapped_collection_is_a_typed_xen_crash() -> None:
+    def invall(d: FakeDom0, _port: Any) -> None:
+        d.ram.write(CMDQ + 5 * 32, cmds.Invall(ICID=0xFFFF).encode())
+
+    steps = [*its_setup_steps(), invall, mmio_w(0, GITS + 0x88, 8, 6 * 32), hvc(0, 17, 0)]
+    sched, xen, dom0 = run(steps)
+    assert xen.crash is not None and xen.crash.site == "its_handle_invall"
+    assert [b["site"] for b, _ in records(sched, "xen_crash")] == ["its_handle_invall"]
+    # The machine is gone: the CWRITER write never gets its Entry, nothing runs after it.
+    last = dom0.entries[-1][1]
+    assert last.reason == "dabt" and last.addr == GITS + 0x00
+    assert sched.run().stopped == "" and len(dom0.outstanding) == 1
