@@ -221,7 +221,7 @@ def main(
             out.write(line + "\n")
     if as_json:
         out.write(json.dumps(msgspec.to_builtins(result), indent=2, sort_keys=True) + "\n")
-    elif not quiet:
+    else:
         out.write(summary(result) + "\n")
     return 0 if result["exit"] == "ok" else 1
 

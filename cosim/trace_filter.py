@@ -313,22 +313,22 @@ def compile_filter(expr: str) -> Filter:
     return Filter(expr, _Parser(expr).parse())
 
 
+def _lookup(layers: tuple[Mapping[str, Any], ...], name: str) -> Any:
+    head, dot, rest = name.partition(".")
+    for layer in layers:
+        if head in layer:
+            v = layer[head]
+            break
+    else:
+        return MISSING
+    if dot:
+        for part in rest.split("."):
+            if not isinstance(v, Mapping) or part not in v:
+                return MISSING
+            v = v[part]
+    return MISSING if v is None else v
+
+
 def record_lookup(*layers: Mapping[str, Any]) -> Lookup:
     """A lookup over maps searched in order; ``a.b`` descends into a map value."""
-
-    def get(name: str) -> Any:
-        if "." in name:
-            head, *rest = name.split(".")
-            v = get(head)
-            for part in rest:
-                if not isinstance(v, Mapping) or part not in v:
-                    return MISSING
-                v = v[part]
-            return v
-        for layer in layers:
-            if name in layer:
-                v = layer[name]
-                return MISSING if v is None else v
-        return MISSING
-
-    return get
+    return lambda name: _lookup(layers, name)

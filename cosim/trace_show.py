@@ -28,32 +28,32 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def _field(rec: TraceRecord, body: dict[str, Any], fields: dict[str, Any], name: str) -> Any:
+    head, dot, rest = name.partition(".")
+    if head in FIELDS:
+        v = getattr(rec, head)
+        if v == 0 and head in ("id", "reply_to"):  # 0 = none
+            return MISSING
+    elif head in body:
+        v = body[head]
+    elif head in fields:
+        v = fields[head]
+    else:
+        return MISSING
+    if dot:
+        for part in rest.split("."):
+            if not isinstance(v, dict) or part not in v:
+                return MISSING
+            v = v[part]
+    return MISSING if v is None else v
+
+
 def matches(flt: Filter, rec: TraceRecord, fields: dict[str, Any]) -> bool:
     """Does ``rec`` (with its decoded ``fields``) pass the filter? Top-level fields first,
     then the body, then the decoded fields."""
     body = rec.body if isinstance(rec.body, dict) else {}
-
-    def get(name: str) -> Any:
-        if "." in name:
-            head, *rest = name.split(".")
-            v = get(head)
-            for part in rest:
-                if not isinstance(v, dict) or part not in v:
-                    return MISSING
-                v = v[part]
-            return v
-        if name in FIELDS:
-            v = getattr(rec, name)
-            return MISSING if v == 0 and name in ("id", "reply_to") else v  # 0 = none
-        if name in body:
-            v = body[name]
-        elif name in fields:
-            v = fields[name]
-        else:
-            return MISSING
-        return MISSING if v is None else v
-
-    return flt.matches(get)
+    # not a closure that calls itself: that would be a reference cycle per record
+    return flt.matches(lambda name: _field(rec, body, fields, name))
 
 
 def main(

@@ -275,12 +275,15 @@ class Redistributor:
         if end <= first:
             return
         data = yield MemRead(ptbase + first, end - first, why="update_for_all_lpis")
-        for i in range(end - first):
-            pend = _byte(data, i)
-            while pend:
-                bit = (pend & -pend).bit_length() - 1
-                yield from self._update_for_one_lpi((first + i) * 8 + bit, ctbase)
-                pend &= pend - 1
+        # The whole table as one integer: bit k is INTID first*8 + k. Walking its set bits
+        # lowest first visits them in QEMU's byte-then-bit order, without a Python loop per byte
+        # (a short answer reads as zero past its end, as _byte does).
+        pend = int.from_bytes(data[: end - first], "little")
+        base = first * 8
+        while pend:
+            low = pend & -pend
+            yield from self._update_for_one_lpi(base + low.bit_length() - 1, ctbase)
+            pend ^= low
 
     def _set_pending_table_bit(self, ptbase: int, irq: int, level: bool) -> Core[bool]:
         """set_pending_table_bit(): read the byte; write it back only if the bit changes."""

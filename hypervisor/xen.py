@@ -569,7 +569,8 @@ class Xen:
         self.record(
             "inject",
             {"vcpu": res.vcpu, "virq": virq, "devid": devid, "eventid": eventid,
-             "host_lpi": lpi, "outcome": res.outcome, "coalesced": coalesced},
+             "host_lpi": lpi, "outcome": res.outcome, "coalesced": coalesced,
+             "via": "gicv3_do_LPI"},
             why="vgic_inject_irq",
         )  # fmt: skip
         self._after_injection(res)
@@ -608,9 +609,14 @@ class Xen:
         if inj.kick:
             self.vcpu_kick(inj.vcpu)
 
-    def _after_injections(self, injections: Any) -> None:
+    def _after_injections(self, injections: Any, via: str = "") -> None:
+        """Injections an emulated access caused (vITS INT/INV, ISPENDR, SGIs): trace, kick."""
         for inj in injections or ():
             if isinstance(inj, Injection):
+                self.record("inject", {"vcpu": inj.vcpu, "virq": inj.virq, "devid": None,
+                                       "eventid": None, "host_lpi": None,
+                                       "outcome": inj.outcome, "via": via},
+                            why="vgic_inject_irq")  # fmt: skip
                 self._after_injection(inj)
 
     def vcpu_kick(self, vcpu: int) -> None:
@@ -644,7 +650,8 @@ class Xen:
             self._check_vgic_crash()
             return
         self.record("inject", {"vcpu": vcpu, "virq": virq, "devid": None, "eventid": None,
-                               "host_lpi": None, "outcome": res.outcome}, why=why)  # fmt: skip
+                               "host_lpi": None, "outcome": res.outcome, "via": why},
+                    why="vgic_inject_irq")  # fmt: skip
         self._after_injection(res)
 
     # -- MSIs ----------------------------------------------------------------------------------
@@ -938,7 +945,7 @@ class Xen:
             if self._check_vgic_crash():
                 return
             self._apply_host_actions(getattr(res, "actions", ()))
-            self._after_injections(getattr(res, "injections", ()))
+            self._after_injections(getattr(res, "injections", ()), via="try_handle_mmio")
             if not getattr(res, "handled", False):
                 self._dabt(v, addr, size, write, "no handler")
                 return
@@ -988,7 +995,7 @@ class Xen:
                 self._check_vgic_crash()
                 return
             handled, injections = res
-            self._after_injections(injections)
+            self._after_injections(injections, via="vgic_to_sgi")
             if not handled:
                 self._undef(v, "read of ICC_SGI1R_EL1")
                 return
