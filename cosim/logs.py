@@ -9,6 +9,16 @@ from typing import TextIO
 import structlog
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is now (tests and tools replace it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(*, json: bool = False, level: str = "warning", stream: TextIO | None = None) -> None:
     """Route structlog to ``stream`` (stderr by default) in the chosen format."""
     renderer: structlog.typing.Processor = (
@@ -21,7 +31,7 @@ def configure(*, json: bool = False, level: str = "warning", stream: TextIO | No
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or _CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 

@@ -28,7 +28,7 @@ from gic.registers import (
     GICR_WAKER,
 )
 from hypervisor.host_its import HostIts, XenHeap
-from hypervisor.machine import VirtMachine
+from hypervisor.machine import VIRT_HIGH_GIC_REDIST2, VIRT_HIGH_GIC_REDIST2_SIZE, VirtMachine
 
 #: asm/gic.h priorities: GIC_PRI_LOWEST 0xf0, GIC_PRI_IRQ 0xa0, GIC_PRI_IPI 0x90.
 GIC_PRI_IRQ = 0xA0
@@ -129,9 +129,9 @@ class HostGic:
         self.log("      gic_rdist_stride=0")
         self.log(f"      gic_rdist_regions={len(regions)}")
         self.log("      redistributor regions:")
-        full = [(m.gicr_base, m.gicr_region_size)]
+        full = [(m.gicr_base, m.gicr_region_size)]  # as QEMU's DT/MADT describe them
         if len(regions) > 1:
-            full.append(regions[1])
+            full.append((VIRT_HIGH_GIC_REDIST2, VIRT_HIGH_GIC_REDIST2_SIZE))
         for i, (base, size) in enumerate(full):
             self.log(f"        - region {i}: {_paddr(base)} - {_paddr(base + size)}")
         self.gicv3_dist_init()

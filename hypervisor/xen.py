@@ -52,8 +52,9 @@ blocked Xen's software timer does the same (``virt_timer_expired``). Xen 4.17 li
 IRQ to vIRQ 27, so its list register has HW = 0 (time.c; vgic.py documents it).
 
 Traces: ``xen-console`` (``{"line": "(XEN) ..."}``), ``inject`` (vcpu, virq, devid, eventid,
-host_lpi; why vgic_inject_irq), ``lr`` (vcpu, lr, value, virq; why gic_set_lr), ``kick``,
-``lpi-dropped``, ``psci``, ``hypercall``, ``undef``, ``dabt``, ``maintenance``, ``xen_crash``;
+host_lpi; why vgic_inject_irq), ``lr`` (vcpu, lr, value, virq; why gic_set_lr), ``Kick``
+messages (why vcpu_kick), ``lpi-dropped``, ``psci``, ``hypercall``, ``undef``, ``dabt``,
+``block``/``unblock``, ``lr-overflow``, ``maintenance``, ``xen_crash``;
 ``hostmem`` for every access of the physical GIC to Xen's heap only with ``trace_hostmem``
 (otherwise counted). Where real Xen would BUG/ASSERT, :attr:`Xen.crash` holds a typed
 :class:`XenCrashOutcome` naming the site and the run stops; nothing raises.
@@ -97,9 +98,7 @@ from hypervisor.xen_log import XenLog, XenLogLine
 from transport.abi import SMCCC_IMM, XEN_HYPERCALL_TAG, u64
 from transport.messages import Entry, Envelope, Exit, GicContext, Kick, Mem, Msi, Reply
 
-ENTRY_OK = 0
-ENTRY_UNDEF = -1
-ENTRY_DABT = -2
+from transport.abi import ENTRY_DABT, ENTRY_OK, ENTRY_UNDEF  # noqa: E402  (re-exported)
 
 U64 = (1 << 64) - 1
 LPI_OFFSET = 8192
@@ -634,7 +633,6 @@ class Xen:
         v.kick_pending = True
         self.stats.kicks += 1
         assert self._port is not None
-        self._port.record("kick", {"vcpu": v.id, "pcpu": v.pcpu}, why="vcpu_kick")
         self._port.send(self.guest, Kick(vcpu=v.id), why="vcpu_kick")
 
     def inject_evtchn(self, vcpu: int) -> None:

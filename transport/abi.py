@@ -104,3 +104,11 @@ def s64(value: int) -> int:
     """A 64-bit register value read as signed."""
     value &= 0xFFFF_FFFF_FFFF_FFFF
     return value - (1 << 64) if value >> 63 else value
+
+# What an Entry's ``value`` says about the exit it answers (the virtualisation protocol).
+#: The exit was handled; the vCPU resumes after the trapping instruction.
+ENTRY_OK = 0
+#: Xen injected an undefined-instruction exception (e.g. an HVC with an unknown immediate).
+ENTRY_UNDEF = -1
+#: Xen injected a data abort (an access Xen does not emulate).
+ENTRY_DABT = -2
