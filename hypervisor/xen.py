@@ -95,10 +95,8 @@ from hypervisor.vgic import (
 from hypervisor.vgic_v3 import HostItsInfo, VgicV3
 from hypervisor.vpsci import SmcccResult, vsmccc_handle_call
 from hypervisor.xen_log import XenLog, XenLogLine
-from transport.abi import SMCCC_IMM, XEN_HYPERCALL_TAG, u64
+from transport.abi import ENTRY_DABT, ENTRY_OK, ENTRY_UNDEF, SMCCC_IMM, XEN_HYPERCALL_TAG, u64  # noqa: E402  (re-exported)
 from transport.messages import Entry, Envelope, Exit, GicContext, Kick, Mem, Msi, Reply
-
-from transport.abi import ENTRY_DABT, ENTRY_OK, ENTRY_UNDEF  # noqa: E402  (re-exported)
 
 U64 = (1 << 64) - 1
 LPI_OFFSET = 8192
