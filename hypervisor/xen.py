@@ -70,8 +70,8 @@ from hypervisor.firmware.virt import (
     XEN_DOM0_BANKS,
     XEN_EVTCHN_IRQ,
     BootBlobs,
-    _xen_hwdom_rdist_regions,
-    _xen_place_modules,
+    xen_hwdom_rdist_regions,
+    xen_place_modules,
     xen_acpi_dom0_blobs,
     xen_dt_dom0_dtb,
 )
@@ -269,7 +269,7 @@ class Xen:
             nr_spis=m.spis,
             intid_bits=m.lpi_id_bits,
             vits_bases=vits,
-            redist_regions=_xen_hwdom_rdist_regions(m.cpus, nv),
+            redist_regions=xen_hwdom_rdist_regions(m.cpus, nv),
             lr_count=m.list_registers,
             log=self._xen_log_line,
             dist_base=m.gicd_base,
@@ -322,7 +322,7 @@ class Xen:
             )
         dtb = xen_dt_dom0_dtb(self.nr_vcpus, self.has_its, bootargs=bootargs, pcpus=m.cpus,
                               evtchn_irq=self.evtchn_irq)  # fmt: skip
-        dtb_addr, _ = _xen_place_modules(XEN_DOM0_BANKS[0], len(dtb), 0)
+        dtb_addr, _ = xen_place_modules(XEN_DOM0_BANKS[0], len(dtb), 0)
         return BootBlobs(dtb, addresses={"dtb": dtb_addr})
 
     def start(self, port: HostPort) -> None:

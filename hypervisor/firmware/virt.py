@@ -533,7 +533,7 @@ XEN_GNTTAB = (0x4020_0000, 64 * 4096)
 XEN_EVTCHN_IRQ = 16
 
 
-def _xen_place_modules(bank0: tuple[int, int], dtb_size: int, initrd_size: int) -> tuple[int, int]:
+def xen_place_modules(bank0: tuple[int, int], dtb_size: int, initrd_size: int) -> tuple[int, int]:
     """Xen ``place_modules``: DTB at RAM + 128 MiB, initrd after ROUNDUP(dtb, 2 MiB)."""
     dtb_addr = bank0[0] + 128 * MiB
     return dtb_addr, dtb_addr + -(-max(dtb_size, 1) // (2 * MiB)) * (2 * MiB)
@@ -616,7 +616,7 @@ def xen_acpi_dom0_blobs(
         )
         for i in range(vcpus)
     ]
-    entries += [acpi.Gicr(b, s) for b, s in _xen_hwdom_rdist_regions(pcpus, vcpus)]
+    entries += [acpi.Gicr(b, s) for b, s in xen_hwdom_rdist_regions(pcpus, vcpus)]
     if has_its:
         entries.append(acpi.GicIts(0, VIRT_GIC_ITS[0]))
     madt = acpi.madt(entries, acpi.oem_of(host_madt), revision=host_madt[8])
@@ -672,7 +672,7 @@ def xen_acpi_dom0_blobs(
     dtb_probe = _xen_acpi_dtb(
         bootargs, (0, 0) if initrd_size else None, addrs, mmap_size, xen_version
     )
-    dtb_addr, initrd_addr = _xen_place_modules(banks[0], len(dtb_probe), initrd_size)
+    dtb_addr, initrd_addr = xen_place_modules(banks[0], len(dtb_probe), initrd_size)
     initrd = (initrd_addr, initrd_addr + initrd_size) if initrd_size else None
     dtb = _xen_acpi_dtb(bootargs, initrd, addrs, mmap_size, xen_version)
     addrs["dtb"] = dtb_addr
@@ -707,7 +707,7 @@ def _xsdt_entries(xsdt: bytes) -> list[int]:
     return [int.from_bytes(xsdt[36 + 8 * i : 44 + 8 * i], "little") for i in range(n)]
 
 
-def _xen_hwdom_rdist_regions(pcpus: int, vcpus: int) -> list[tuple[int, int]]:
+def xen_hwdom_rdist_regions(pcpus: int, vcpus: int) -> list[tuple[int, int]]:
     """``vgic_v3_domain_init`` for the hardware domain: host regions, stopping at the one
     that covers ``max_vcpus``."""
     out: list[tuple[int, int]] = []
@@ -810,7 +810,7 @@ def xen_dt_dom0_dtb(
         .prop("interrupt-controller")
         .prop("compatible", "arm,gic-v3")
     )
-    regions = _xen_hwdom_rdist_regions(pcpus, vcpus)
+    regions = xen_hwdom_rdist_regions(pcpus, vcpus)
     gic.prop("#redistributor-regions", u32(len(regions)))
     gic.prop("reg", reg(2, 2, (VIRT_GIC_DIST[0], 64 * KiB), *regions))
     if has_its:
