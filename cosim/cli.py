@@ -53,12 +53,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run.main(args.scenario, quiet=args.quiet, as_json=args.json, trace=args.trace)
 
 
-def _cmd_trace_show(args: argparse.Namespace) -> int:
-    from cosim import trace_show
-
-    return trace_show.main(args.trace, as_json=args.json)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cosim", description="Xen/Linux GICv3 ITS co-simulation")
     p.add_argument("--version", action="version", version=f"cosim {__version__}")
@@ -99,10 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("trace", help="inspect a trace file")
     tsub = t.add_subparsers(dest="trace_command", metavar="TRACE_COMMAND", parser_class=_Parser)
-    ts = tsub.add_parser("show", help="one line per record")
-    ts.add_argument("trace", help="trace file")
-    ts.add_argument("--json", action="store_true", help="one JSON object per line")
-    ts.set_defaults(func=_cmd_trace_show)
+    from cosim.trace_cli import add_trace_commands
+
+    add_trace_commands(tsub)
     return p
 
 

@@ -24,6 +24,7 @@ most ``max_live`` chains are kept (the oldest is evicted, outcome None, ``evicte
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -137,16 +138,12 @@ class ChainTracker:
         index = self._idx[name]
         q = index.get(key)
         if q is not None:
-            try:
+            with contextlib.suppress(ValueError):
                 q.remove(chain)
-            except ValueError:
-                pass
             if not q:
                 del index[key]
-        try:
+        with contextlib.suppress(ValueError):
             chain._links.remove((name, key))
-        except ValueError:
-            pass
 
     def _unlink_all(self, chain: Chain) -> None:
         for name, key in list(chain._links):

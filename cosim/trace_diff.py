@@ -177,8 +177,7 @@ def main(
         ia, ib = _canonical(ia), _canonical(ib)
     fields = FIELDS[1:] if canonical else FIELDS
     result = 0
-    index = 0
-    for x, y in zip_longest(ia, ib):
+    for index, (x, y) in enumerate(zip_longest(ia, ib)):
         if x is None or y is None:
             longer, rec = ("A", x) if y is None else ("B", y)
             shorter = "B" if longer == "A" else "A"
@@ -197,7 +196,6 @@ def main(
                 break
         if result:
             break
-        index += 1
     problems = [(p, r.problem) for p, r in ((path_a, ra), (path_b, rb)) if r.problem is not None]
     for path, problem in problems:
         print(f"{prog}: {path}: {problem.message}", file=err)

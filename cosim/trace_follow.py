@@ -74,20 +74,23 @@ def main(
     except (OSError, TraceError) as exc:
         print(f"{prog}: {unreadable(path, exc)}", file=err)
         return 2
-    dec = Decoder(header)
     tracker = ChainTracker(keep_records=True)
     target: Chain | None = None
     seen = 0
     done = False
     for rec in reader:
-        dec.its_commands(rec)  # keep the decoder's command-queue state in step
         finished = tracker.feed(rec)
         if target is None:
             for chain in tracker.touched:
                 stage, first = chain.records[-1]
-                if msi is not None and stage == "msi" and (chain.devid, chain.eventid) == msi:
-                    seen += 1
-                elif lpi is not None and stage == "lpi" and chain.intid == lpi:
+                if (
+                    msi is not None
+                    and stage == "msi"
+                    and (chain.devid, chain.eventid) == msi
+                    or lpi is not None
+                    and stage == "lpi"
+                    and chain.intid == lpi
+                ):
                     seen += 1
                 else:
                     continue
@@ -103,7 +106,7 @@ def main(
         if reader.problem is not None:
             print(f"{prog}: {path}: {reader.problem.message}", file=err)
         return 1
-    fmt = Decoder(header)  # names registers; command decode needs no history for these kinds
+    fmt = Decoder(header)  # names registers; the chain's kinds need no command-queue history
     t0 = target.records[0][1].t
     prev = t0
     for _, rec in target.records:

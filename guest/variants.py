@@ -31,6 +31,12 @@ class KernelVariant:
     #: GICv3 banner: "%d PPIs implemented" + "Distributor has ... Range Selector support"
     #: (<= v5.18) or "GICv3 features: %d PPIs%s%s" (v5.19+).
     gicv3_banner: Literal["5.15", "5.19"] = "5.15"
+    #: the EFI stub and efi_config_parse_tables: "5.15" (efi_pe_entry prints "Generating
+    #: empty DTB" before loading the initrd, passes it in /chosen linux,initrd-*, puts a
+    #: 64-byte RNG seed in EFI_RUNTIME_SERVICES_DATA; the kernel prints "efi: seeding entropy
+    #: pool") or "6.1" (efi_stub_common loads the initrd first and installs the INITRD table,
+    #: f4dc7fffa987; 32-byte seed in EFI_ACPI_RECLAIM_MEMORY; no "seeding" line, 196dff2712ca).
+    efi_stub: Literal["5.15", "6.1"] = "5.15"
     prediction: str = ""  # non-empty: modelled from the sheet, not a source read
 
 
@@ -52,6 +58,7 @@ VARIANTS: dict[str, KernelVariant] = {
             undef_in_kernel="die",
             oops_id="zero",
             gicv3_banner="5.19",
+            efi_stub="6.1",
             prediction="pending-table reservation path modelled from linux-gicv3-its.md §2.11",
         ),
         KernelVariant(
@@ -62,6 +69,7 @@ VARIANTS: dict[str, KernelVariant] = {
             undef_in_kernel="die",
             oops_id="zero",
             gicv3_banner="5.19",
+            efi_stub="6.1",
             prediction="EFI_PARAVIRT does not reach gic_reserve_range (sheet §4.3, inference)",
         ),
     )

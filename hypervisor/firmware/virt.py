@@ -7,9 +7,10 @@ Three boot paths are modelled, each returning a frozen :class:`BootBlobs`:
   ``fdt_add_its_gic_node``, ``fdt_add_psci_node``, ``fdt_add_timer_nodes``,
   ``create_pcie``; memory and /chosen from ``hw/arm/boot.c``), booted without UEFI.
 * :func:`qemu_virt_acpi_tables` / :func:`qemu_virt_uefi_blobs`: QEMU's ACPI tables
-  (``hw/arm/virt-acpi-build.c``) handed through EDK II to the Linux EFI stub, which
-  generates an empty DTB with the ``linux,uefi-*`` /chosen properties and installs the
-  MEMRESERVE configuration table.
+  (``hw/arm/virt-acpi-build.c``) and EDK II's SMBIOS 3.0 and memory attributes tables,
+  handed through EDK II to the Linux EFI stub, which generates an empty DTB with the
+  ``linux,uefi-*`` /chosen properties (built here) and installs its own configuration
+  tables (INITRD, RNG, MEMRESERVE: the guest's stub model).
 * :func:`xen_acpi_dom0_blobs` (``prepare_acpi``, ``create_acpi_dtb``,
   ``acpi_create_efi_system_table``, ``acpi_create_efi_mmap_table``) and
   :func:`xen_dt_dom0_dtb` (``handle_node``, ``make_hypervisor_node``, ``make_gic_node``).
@@ -92,17 +93,42 @@ HOST_ACPI_ADDRESSES: Mapping[str, int] = MappingProxyType(
 )
 #: The firmware's ACPI reclaim region holding those tables ("bc430000-bc43ffff : reserved").
 HOST_ACPI_REGION = (0xBC43_0000, 0x1_0000)
-#: The MEMRESERVE table the EFI stub installed in native-uefi-acpi.log.
+#: The MEMRESERVE table v6.1's EFI stub installed in native-uefi-acpi.log (the second
+#: EfiLoaderData pool block the stub kept; v5.15's stub, which installs no INITRD table
+#: first, gets the first one, NATIVE_POOL_LOADER_DATA).
 NATIVE_MEMRESERVE_ADDR = 0xBC42_FF98
+#: EDK II's SMBIOS 3.0 entry point in native-uefi-acpi.log ("SMBIOS 3.0=0xbfed0000",
+#: sysfs "SMBIOS3=0xbfed0000"): page-allocated EfiRuntimeServicesData.
+NATIVE_SMBIOS3_ADDR = 0xBFED_0000
+#: EDK II's EFI_MEMORY_ATTRIBUTES_TABLE ("MEMATTR=0xbcc31518"; "bcc31000-bcc31fff :
+#: reserved" inside System RAM: a boot-services-data pool block efi_memattr_init reserves).
+NATIVE_MEMATTR_ADDR = 0xBCC3_1518
+#: Where the stub's efi_allocate_pages put the initrd it read through LoadFile2
+#: (native-uefi-acpi.log /proc/iomem "bc320000-bc417fff : reserved", 0xf8000 bytes).
+NATIVE_INITRD_ADDR = 0xBC32_0000
+#: First free block (POOL_HEAD) of each EDK II pool the stub allocates from: the stub's
+#: first EfiLoaderData block held INITRD=0xbc42ff18 and its RNG seed (EfiACPIReclaimMemory
+#: in v6.1) RNG=0xbc43e498 in native-uefi-acpi.log; the EfiRuntimeServicesData pool
+#: (v5.15's RNG seed, not in any log) is a model choice in the runtime region after the
+#: system table.
+NATIVE_POOL_LOADER_DATA = 0xBC42_FF00
+NATIVE_POOL_ACPI_RECLAIM = 0xBC43_E480
+NATIVE_POOL_RUNTIME_DATA = 0xBFBE_1000
 
 
 @dataclass(frozen=True)
 class BootBlobs:
     """Everything a kernel is handed, and where each piece sits in guest-physical memory.
 
-    ``acpi`` is keyed by signature ("RSDP" for the RSDP); ``addresses`` has one key per
-    blob: "dtb", each ACPI signature, "EFI_SYSTEM_TABLE", "EFI_MEMMAP", "MEMRESERVE",
-    "initrd" (start; "initrd_end" too). Empty bytes mean "not present on this path".
+    ``acpi`` is keyed by signature ("RSDP" for the RSDP); ``efi_tables`` holds the other
+    configuration tables the firmware installed, keyed by name ("SMBIOS3" entry point,
+    "SMBIOS3_TABLE" structure table, "MEMATTR"); ``addresses`` has one key per blob: "dtb",
+    each ACPI signature, each ``efi_tables`` name, "EFI_SYSTEM_TABLE", "EFI_MEMMAP",
+    "MEMRESERVE", "initrd" (start; "initrd_end" too). Empty bytes mean "not present on this
+    path". On the UEFI path ``addresses`` also carries the boot-services facts the EFI stub
+    uses (``efi.EFI_POOL_KEYS``, ``efi.EFI_CONFIG_TABLE_SLOTS``, ``efi.EFI_RNG_PROTOCOL``);
+    "initrd" there is the file EDK II's LoadFile2 device path serves, where the stub
+    loads it.
     """
 
     dtb: bytes
@@ -111,11 +137,13 @@ class BootBlobs:
     memmap: bytes = b""
     memreserve: bytes = b""
     addresses: Mapping[str, int] = field(default_factory=dict)
+    efi_tables: Mapping[str, bytes] = field(default_factory=dict)
 
     def placements(self) -> list[tuple[int, bytes]]:
         """(address, bytes) for every blob, sorted by address, to copy into guest RAM."""
         out: list[tuple[int, bytes]] = [(self.addresses["dtb"], self.dtb)]
         out += [(self.addresses[sig], data) for sig, data in self.acpi.items()]
+        out += [(self.addresses[name], data) for name, data in self.efi_tables.items()]
         for key, data in (
             ("EFI_SYSTEM_TABLE", self.efi_system_table),
             ("EFI_MEMMAP", self.memmap),
@@ -471,49 +499,97 @@ def qemu_virt_uefi_blobs(
     ram_size: int = 2 * GiB,
     bootargs: str = "console=ttyAMA0 acpi=force",
     its: bool = True,
+    initrd_size: int = 0,
+    rng: bool = True,
 ) -> BootBlobs:
-    """QEMU + EDK II + EFI stub (native-uefi-acpi.log): ACPI tables at the log's addresses,
-    an EFI system table (vendor "EDK II", 2.70) with ACPI 2.0 and MEMRESERVE (a bare header,
-    ``install_memreserve_table``) entries, a memory map, and the stub's DTB."""
+    """QEMU + EDK II as the Linux EFI stub finds them (native-uefi-acpi.log).
+
+    ACPI tables at the log's addresses; an EFI system table (vendor "EDK II", 2.70) whose
+    configuration table array holds what EDK II installed, in the order Linux prints them:
+    SMBIOS 3.0 (SmbiosDxe: a 3.0 entry point and a minimal structure table, End-of-Table
+    only), MEMATTR (an EFI_MEMORY_ATTRIBUTES_TABLE header without entries) and ACPI 2.0
+    (the RSDP), in an array of CONFIG_TABLE_SIZE_INCREASED slots with room for the stub's
+    own tables. EDK II's other, unnamed tables (DXE services, HOB list, ...) are not
+    modelled. The EFI stub installs INITRD (v6.1), RNG and MEMRESERVE itself
+    (guest/efi.py), from the pools named in ``addresses``.
+
+    ``initrd_size`` (-initrd): QemuKernelLoaderFsDxe serves the file through the LoadFile2
+    LINUX_EFI_INITRD_MEDIA_GUID device path; "initrd" is where the stub's efi_allocate_pages
+    puts it. ``rng``: VirtioRngDxe binds the virtio-rng-pci device, so EFI_RNG_PROTOCOL is
+    there for efi_random_get_seed.
+
+    The memory map is the one the stub passes on after ExitBootServices: the initrd and the
+    stub's DTB/memory map/pool area as EfiLoaderData, the ACPI tables (and the ACPI reclaim
+    pool) as EfiACPIReclaimMemory, the MEMATTR pool page as EfiBootServicesData, and the
+    runtime region (system table, runtime pool, SMBIOS) as EfiRuntimeServicesData.
+    """
     tables = qemu_virt_acpi_tables(cpus, its, False)
     addrs: dict[str, int] = {s: HOST_ACPI_ADDRESSES[s] for s in tables}
+    smbios_table = efi.smbios_end_of_table()
+    smbios_table_addr = NATIVE_SMBIOS3_ADDR + efi.SMBIOS3_ENTRY_POINT_LENGTH
+    efi_tables = {
+        "SMBIOS3": efi.smbios3_entry_point(smbios_table_addr, len(smbios_table)),
+        "SMBIOS3_TABLE": smbios_table,
+        "MEMATTR": efi.memory_attributes_table(),
+    }
+    addrs |= {
+        "SMBIOS3": NATIVE_SMBIOS3_ADDR,
+        "SMBIOS3_TABLE": smbios_table_addr,
+        "MEMATTR": NATIVE_MEMATTR_ADDR,
+    }
     systab, _ = efi.system_table(
         NATIVE_UEFI_SYSTAB,
         [
+            (efi.SMBIOS3_TABLE_GUID, NATIVE_SMBIOS3_ADDR),
+            (efi.EFI_MEMORY_ATTRIBUTES_TABLE_GUID, NATIVE_MEMATTR_ADDR),
             (efi.ACPI_20_TABLE_GUID, addrs["RSDP"]),
-            (efi.LINUX_EFI_MEMRESERVE_TABLE_GUID, NATIVE_MEMRESERVE_ADDR),
         ],
         fw_vendor="EDK II",
         revision=efi.efi_revision(2, 70),
         fw_revision=0x10000,
         header_size_covers_all=False,
+        config_slots=efi.CONFIG_TABLE_SIZE_INCREASED,
     )
     ram_end = VIRT_MEM_BASE + ram_size
     acpi_start, acpi_len = HOST_ACPI_REGION
-    descs = [
-        efi.region(efi.EfiConventionalMemory, VIRT_MEM_BASE, NATIVE_UEFI_DTB - VIRT_MEM_BASE),
-        efi.region(efi.EfiLoaderData, NATIVE_UEFI_DTB, acpi_start - NATIVE_UEFI_DTB),
-        efi.region(efi.EfiACPIReclaimMemory, acpi_start, acpi_len),
-        efi.region(
-            efi.EfiConventionalMemory,
-            acpi_start + acpi_len,
-            (NATIVE_UEFI_SYSTAB & ~0xFFF) - acpi_start - acpi_len,
-        ),
-        efi.region(
-            efi.EfiRuntimeServicesData,
-            NATIVE_UEFI_SYSTAB & ~0xFFF,
-            ram_end - (NATIVE_UEFI_SYSTAB & ~0xFFF),
-        ),
+    runtime = NATIVE_UEFI_SYSTAB & ~0xFFF
+    memattr_page = NATIVE_MEMATTR_ADDR & ~0xFFF
+    initrd_pages = -(-initrd_size // efi.EFI_PAGE_SIZE) * efi.EFI_PAGE_SIZE
+    spans: list[tuple[int, int, int]] = []  # (type, start, end)
+    if initrd_size:
+        spans += [
+            (efi.EfiConventionalMemory, VIRT_MEM_BASE, NATIVE_INITRD_ADDR),
+            (efi.EfiLoaderData, NATIVE_INITRD_ADDR, NATIVE_INITRD_ADDR + initrd_pages),
+            (efi.EfiConventionalMemory, NATIVE_INITRD_ADDR + initrd_pages, NATIVE_UEFI_DTB),
+        ]
+    else:
+        spans.append((efi.EfiConventionalMemory, VIRT_MEM_BASE, NATIVE_UEFI_DTB))
+    spans += [
+        (efi.EfiLoaderData, NATIVE_UEFI_DTB, acpi_start),
+        (efi.EfiACPIReclaimMemory, acpi_start, acpi_start + acpi_len),
+        (efi.EfiConventionalMemory, acpi_start + acpi_len, memattr_page),
+        (efi.EfiBootServicesData, memattr_page, memattr_page + efi.EFI_PAGE_SIZE),
+        (efi.EfiConventionalMemory, memattr_page + efi.EFI_PAGE_SIZE, runtime),
+        (efi.EfiRuntimeServicesData, runtime, ram_end),
     ]
+    descs = [efi.region(t, a, b - a) for t, a, b in spans if b > a]
     mmap = efi.memory_map(descs)
     dtb = efi_stub_dtb(bootargs, NATIVE_UEFI_SYSTAB, NATIVE_UEFI_MEMMAP, len(mmap))
     addrs |= {
         "dtb": NATIVE_UEFI_DTB,
         "EFI_SYSTEM_TABLE": NATIVE_UEFI_SYSTAB,
         "EFI_MEMMAP": NATIVE_UEFI_MEMMAP,
-        "MEMRESERVE": NATIVE_MEMRESERVE_ADDR,
+        efi.EFI_POOL_KEYS[efi.EfiLoaderData]: NATIVE_POOL_LOADER_DATA,
+        efi.EFI_POOL_KEYS[efi.EfiACPIReclaimMemory]: NATIVE_POOL_ACPI_RECLAIM,
+        efi.EFI_POOL_KEYS[efi.EfiRuntimeServicesData]: NATIVE_POOL_RUNTIME_DATA,
+        efi.EFI_CONFIG_TABLE_SLOTS: efi.CONFIG_TABLE_SIZE_INCREASED,
+        efi.EFI_RNG_PROTOCOL: int(rng),
     }
-    return BootBlobs(dtb, _frozen(tables), systab, mmap, efi.memreserve(), _frozen(addrs))
+    if initrd_size:
+        addrs |= {"initrd": NATIVE_INITRD_ADDR, "initrd_end": NATIVE_INITRD_ADDR + initrd_size}
+    return BootBlobs(
+        dtb, _frozen(tables), systab, mmap, b"", _frozen(addrs), efi_tables=_frozen(efi_tables)
+    )
 
 
 # --- Xen 4.17 dom0 ---------------------------------------------------------------------

@@ -187,7 +187,10 @@ def test_max_lr_overflow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert _check(path, capsys, "max-lr-overflow=1", "no-lost-lpi")[0] == 0
     rc, lines = _check(path, capsys, "max-lr-overflow=0")
     assert rc == 1
-    assert lines[0] == "FAIL max-lr-overflow=0: record #7: list-register overflow number 1, more than 0"
+    assert (
+        lines[0]
+        == "FAIL max-lr-overflow=0: record #7: list-register overflow number 1, more than 0"
+    )
     assert "entry" in lines[1]
 
 

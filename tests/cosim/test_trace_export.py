@@ -136,7 +136,9 @@ def test_crossing_handlers_are_split(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert xs[("trap dabt GICR_PROPBASER", 9.0)].get("unfinished") is True
 
 
-def test_flows_of_unfinished_and_dropped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_flows_of_unfinished_and_dropped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     trace = tmp_path / "t.trace"
     s = Synth(trace)
     s.msi(100, 1, 1)  # alone: no flow (one step)

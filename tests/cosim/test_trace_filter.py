@@ -84,7 +84,7 @@ def test_operators(expr: str, want: bool) -> None:
     ("expr", "want"),
     [
         # && binds tighter than ||: true || (false && false)
-        ("vcpu == 3 || vcpu == 9 && src == \"x\"", True),
+        ('vcpu == 3 || vcpu == 9 && src == "x"', True),
         ('(vcpu == 3 || vcpu == 9) && src == "x"', False),
         # ! binds tighter than &&: (!false) && true
         ('!vcpu == 9 && src == "dom0"', True),
@@ -114,7 +114,7 @@ def test_precedence(expr: str, want: bool) -> None:
         ("!(missing == 1)", True),
         ('regs contains "1"', False),
         ('vcpu contains "3"', False),
-        ('name in {7}', False),
+        ("name in {7}", False),
     ],
 )
 def test_type_rules(expr: str, want: bool) -> None:
@@ -154,7 +154,9 @@ def test_string_escapes() -> None:
 def _trace(path: Path) -> None:
     s = Synth(path)
     # GICR_PENDBASER of redistributor 2, as its_cpu_init_lpis writes it (E4: 0x80A10780)
-    s.mmio_write(100, GICR_BASE + 2 * GICR_STRIDE + 0x78, 0x80A10780, cpu=2, why="its_cpu_init_lpis")
+    s.mmio_write(
+        100, GICR_BASE + 2 * GICR_STRIDE + 0x78, 0x80A10780, cpu=2, why="its_cpu_init_lpis"
+    )
     s.mmio_write(200, GITS_BASE + 0x88, 0x20, why="its_post_commands")  # GITS_CWRITER
     # MAPD read from the command queue (E2 bytes)
     s.cmdq_read(300, 0x80C00000, MAPD_E2)

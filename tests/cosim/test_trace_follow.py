@@ -25,7 +25,9 @@ def _trace(path: Path) -> None:
     s.event(10_200, "guest", "ack", {"cpu": 3, "intid": 8301})
     s.event(11_100, "guest", "eoi", {"cpu": 0, "intid": 8300})
     s.event(11_200, "guest", "eoi", {"cpu": 3, "intid": 8301})
-    s.bare_chain(20_000, devid=0x11, eventid=1, intid=8300, cpu=0, d_inject=40, d_ack=300, d_eoi=1000)
+    s.bare_chain(
+        20_000, devid=0x11, eventid=1, intid=8300, cpu=0, d_inject=40, d_ack=300, d_eoi=1000
+    )
     # dropped by a fault rule
     s.event(30_000, "link", "fault", {"rule": "drop-msi", "action": "drop"})
     s.msi(30_010, 0x13, 0)

@@ -33,7 +33,10 @@ def _trace(path: Path) -> None:
         t = s.bare_chain(
             t, devid=0x10, eventid=1, intid=8193, cpu=0, d_inject=d_inject, d_ack=300, d_eoi=d_eoi
         ) + 100  # fmt: skip
-    for d_inject, d_ack, d_eoi, other, uie in ((500, 700, 2000, 0, False), (700, 900, 4000, 2, True)):
+    for d_inject, d_ack, d_eoi, other, uie in (
+        (500, 700, 2000, 0, False),
+        (700, 900, 4000, 2, True),
+    ):
         t = s.xen_chain(
             t, devid=0x20, eventid=5, host_lpi=8300, pcpu=1, vcpu=2, virq=8200,
             d_inject=d_inject, d_ack=d_ack, d_eoi=d_eoi, other_lrs=other, uie=uie,

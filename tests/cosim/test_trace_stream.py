@@ -2,7 +2,8 @@
 
 A million-record run is too slow for the suite, and so is 20k vs 200k under tracemalloc
 (minutes: export alone takes 49 s at 200k), so the peaks of 2k and 20k records are
-compared: a leak of even one small object per record (~50 bytes) would add ~900 KB.
+compared: the peaks agree within a few KiB, and 16 KiB of slack is exceeded by a leak of
+one int per interrupt (~70 KB over 20k records; checked by hand with a leaking tracker).
 Also: torn and corrupt traces give one line on stderr and the readable prefix.
 """
 
@@ -88,16 +89,14 @@ def _peak(fn: Callable[[], int]) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
-def test_peak_memory_does_not_grow(
-    traces: dict[int, Path], tmp_path: Path, command: str
-) -> None:
+def test_peak_memory_does_not_grow(traces: dict[int, Path], tmp_path: Path, command: str) -> None:
     fn = COMMANDS[command]
     out = tmp_path / "out.json"
     rc_small, small = _peak(lambda: fn(str(traces[SMALL]), out))
     rc_large, large = _peak(lambda: fn(str(traces[LARGE]), out))
     assert rc_small == rc_large
     assert rc_large == (1 if command == "follow" else 0)  # follow: LPI 1 is never there
-    assert large <= small * 1.25 + 32 * 1024, (command, small, large)
+    assert large <= small + 16 * 1024, (command, small, large)  # observed: within 3 KiB
 
 
 @pytest.mark.parametrize("damage", ["torn", "corrupt"])

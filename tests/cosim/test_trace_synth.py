@@ -93,7 +93,9 @@ class Synth:
 
     def cmdq_read(self, t: int, addr: int, command: bytes, why: str = "process_cmdq") -> None:
         rid = self.request_id()
-        self.env(t, "host", "guest", Mem(agent="hw", addr=addr, size=32, write=False), id=rid, why=why)
+        self.env(
+            t, "host", "guest", Mem(agent="hw", addr=addr, size=32, write=False), id=rid, why=why
+        )
         self.env(t + 5, "guest", "host", Reply(data=command), reply_to=rid)
 
     # -- whole interrupts ------------------------------------------------------------------
