@@ -28,8 +28,14 @@ def blobs_for(sc: Scenario, *, initrd_size: int = 0) -> BootBlobs:
     if sc.host.kind == "baremetal":
         if sc.host.boot == "efi":
             args = sc.guest.bootargs or "console=ttyAMA0 acpi=force"
+            # QEMU -initrd: EDK II serves it through the LoadFile2 initrd device path; the
+            # real boots' virtio-rng-pci gives EDK II its EFI_RNG_PROTOCOL (rng=True default)
             return virt.qemu_virt_uefi_blobs(
-                cpus=sc.machine.pcpus, ram_size=ram, bootargs=args, its=its
+                cpus=sc.machine.pcpus,
+                ram_size=ram,
+                bootargs=args,
+                its=its,
+                initrd_size=initrd_size,
             )
         args = sc.guest.bootargs or "console=ttyAMA0"
         return virt.qemu_virt_dt_blobs(

@@ -102,6 +102,16 @@ def virt_affinity(cpu: int) -> int:
     return (cpu // GICV3_TARGETLIST_BITS) << 8 | (cpu % GICV3_TARGETLIST_BITS)
 
 
+@dataclass(frozen=True, slots=True)
+class MsiOutcome:
+    """What one MSI became: ``action`` is "set", "coalesced" or "dropped" (with ``reason``)."""
+
+    action: str
+    processor: int | None = None
+    intid: int | None = None
+    reason: str = ""
+
+
 class Gic:
     """The whole physical GIC of a ``virt`` machine with ``num_cpus`` PEs."""
 
@@ -225,13 +235,30 @@ class Gic:
                 accepted.append(i)
         return accepted
 
-    def msi(self, devid: int, eventid: int) -> Core[None]:
-        """A device's write of ``eventid`` to GITS_TRANSLATER: translate, then deliver."""
+    def msi(self, devid: int, eventid: int) -> Core[MsiOutcome]:
+        """A device's write of ``eventid`` to GITS_TRANSLATER: translate, then deliver.
+
+        The outcome says what became of it: the LPI became pending ("set"), was pending
+        already ("coalesced": the architecture merges them), or went nowhere ("dropped":
+        the ITS dropped it, or the redistributor ignored it)."""
         if self.its is None:
             self.errors.append(GuestError("bus", VIRT_GIC_ITS, 4, True, "MSI but no ITS"))
-            return
+            return MsiOutcome("dropped", reason="no ITS on this machine")
         effects = yield from self.its.translate(devid, eventid)
-        yield from self.apply(effects)
+        drops = [e for e in effects if isinstance(e, MsiDropped)]
+        sets = [e for e in effects if isinstance(e, SetLpi)]
+        yield from self.apply([e for e in effects if not isinstance(e, SetLpi)])
+        if drops or not sets:
+            return MsiOutcome("dropped", reason=drops[0].reason if drops else "no translation")
+        s = sets[0]
+        if not 0 <= s.processor < self.num_cpus:
+            yield from self.apply([s])  # recorded as an error by apply
+            return MsiOutcome("dropped", s.processor, s.intid, "collection targets no CPU")
+        changed = yield from self.redists[s.processor].set_lpi(s.intid, s.level)
+        if changed is None:
+            why = "redistributor ignored the LPI (EnableLPIs = 0 or INTID beyond IDbits)"
+            return MsiOutcome("dropped", s.processor, s.intid, why)
+        return MsiOutcome("set" if changed else "coalesced", s.processor, s.intid)
 
     def apply(self, effects: list[ItsEffect]) -> Core[None]:
         """Apply ITS effects to the redistributors (processor number = CPU index)."""

@@ -303,23 +303,28 @@ class Redistributor:
             return
         yield from self._update_for_all_lpis(self.pend_base, self.prop_base, idbits)
 
-    def lpi_pending(self, intid: int, level: bool) -> Core[None]:
-        """gicv3_redist_lpi_pending(): set/clear the RAM bit; keep hpplpi up to date."""
+    def lpi_pending(self, intid: int, level: bool) -> Core[bool]:
+        """gicv3_redist_lpi_pending(): set/clear the RAM bit; keep hpplpi up to date.
+
+        Returns whether the bit changed (False: it already had that value)."""
         changed = yield from self._set_pending_table_bit(self.pend_base, intid, level)
         if not changed:
-            return
+            return False
         if level:
             yield from self._update_for_one_lpi(intid, self.prop_base)
         elif intid == self.hpplpi_irq:
             yield from self.update_lpi()
+        return True
 
-    def set_lpi(self, intid: int, level: bool) -> Core[None]:
+    def set_lpi(self, intid: int, level: bool) -> Core[bool | None]:
         """gicv3_redist_process_lpi(): ignored (no RAM access) when EnableLPIs = 0 or the INTID
-        is below 8192 or above 2^(IDbits+1) - 1 with IDbits clamped to GICD_TYPER.IDbits."""
+        is below 8192 or above 2^(IDbits+1) - 1 with IDbits clamped to GICD_TYPER.IDbits.
+
+        Returns None when ignored, else whether the pending bit changed."""
         idbits = self._idbits()
         if not self.lpis_enabled or intid > (1 << (idbits + 1)) - 1 or intid < LPI_INTID_BASE:
-            return
-        yield from self.lpi_pending(intid, level)
+            return None
+        return (yield from self.lpi_pending(intid, level))
 
     def inv_lpi(self, intid: int) -> Core[None]:
         """gicv3_redist_inv_lpi(): hpplpi is the only cache, so always rescan."""

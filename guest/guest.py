@@ -41,6 +41,28 @@ DIFFERENCES_5_15_VS_6_1: tuple[dict[str, Any], ...] = (
         "gic_update_rdist_properties",
     },
     {
+        "real": "EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path",
+        "ours": ["EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path"],
+        "why": "the same line, printed later: v5.15 efi_pe_entry prints 'Generating empty DTB' "
+        "before efi_load_initrd; v6.1 loads the initrd in efi_stub_common and prints the DTB "
+        "line afterwards in efi_boot_kernel",
+    },
+    {
+        "real": "efi: SMBIOS 3.0=0xbfed0000 MEMATTR=0xbcc31518 ACPI 2.0=0xbc430018 "
+        "INITRD=0xbc42ff18 RNG=0xbc43e498 MEMRESERVE=0xbc42ff98 ",
+        "ours": [
+            "efi: SMBIOS 3.0=0xbfed0000 MEMATTR=0xbcc31518 ACPI 2.0=0xbc430018 "
+            "RNG=0xbfbe1018 MEMRESERVE=0xbc42ff18 ",
+            "efi: seeding entropy pool",
+        ],
+        "why": "v5.15's stub passes the initrd in /chosen linux,initrd-* and installs no "
+        "LINUX_EFI_INITRD_MEDIA_GUID table, nor does v5.15's common_tables name one (both "
+        "f4dc7fffa987, v6.1); v5.15 efi_config_parse_tables prints 'seeding entropy pool' "
+        "(dropped in v6.1 by 196dff2712ca). RNG and MEMRESERVE sit in other pool blocks: "
+        "v5.15 allocates the seed as EFI_RUNTIME_SERVICES_DATA and takes the loader-data "
+        "block v6.1's INITRD table took",
+    },
+    {
         "real": "Internal error: Oops - Undefined instruction: 0000000002000000 [#1] SMP",
         "ours": [
             "------------[ cut here ]------------",

@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gic.gic import MsiOutcome
 from gic.port import Driver, MemRead, MemWrite
 from hypervisor.devices import DeviceWindow
 from hypervisor.machine import VirtMachine
@@ -388,58 +389,37 @@ class BareMetalHost:
         )
 
     def _msi_core(self, devid: int, eventid: int) -> Any:
-        """gicv3_its_translation_write with its outcome: ("set"|"coalesced"|"dropped", reason).
+        """gicv3_its_translation_write: the ITS translates, the redistributor sets the bit.
 
-        The outcome is read off what the hardware did: the ITS reports a drop (MsiDropped);
-        otherwise the redistributor's set_pending_table_bit reads the pending byte and
-        writes it back only if the bit changes (a write: the LPI became pending; a read
-        alone: it was pending already, the MSI coalesced); no pending-table access at all
-        means the redistributor ignored it (EnableLPIs = 0 or INTID beyond IDbits).
-        """
+        Returns the Gic's MsiOutcome (set / coalesced / dropped with the reason)."""
         if getattr(self.gic, "its", True) is None:
-            return "dropped", "no ITS on this machine (its=off)"
-        gen = self.gic.msi(devid, eventid)
-        records = getattr(self.gic, "its_records", [])
-        first = len(records)
-        read_pending = wrote_pending = False
-        answer: Any = None
-        try:
-            req = next(gen)
-            while True:
-                if isinstance(req, MemRead | MemWrite) and req.why == "set_pending_table_bit":
-                    if isinstance(req, MemWrite):
-                        wrote_pending = True
-                    else:
-                        read_pending = True
-                answer = yield req
-                req = gen.send(answer)
-        except StopIteration:
-            pass
-        dropped = [r for r in records[first:] if type(r).__name__ == "MsiDropped"]
-        if dropped:
-            return "dropped", str(getattr(dropped[0], "reason", "dropped"))
-        if wrote_pending:
-            return "set", ""
-        if read_pending:
-            return "coalesced", ""
-        return "dropped", "redistributor ignored the LPI (EnableLPIs = 0 or INTID beyond IDbits)"
+            return MsiOutcome("dropped", reason="no ITS on this machine (its=off)")
+        return (yield from self.gic.msi(devid, eventid))
 
-    def _count_msi(
-        self, devid: int, eventid: int, outcome: tuple[str, str], port: HostPort
-    ) -> None:
-        what, reason = outcome
-        if what == "set":
+    def _count_msi(self, devid: int, eventid: int, outcome: Any, port: HostPort) -> None:
+        """Count the outcome and trace it as an ``lpi`` event (the chain's physical step)."""
+        if not isinstance(outcome, MsiOutcome):  # the core failed: ("dropped", error)
+            outcome = MsiOutcome("dropped", reason=str(outcome[1]))
+        if outcome.action == "set":
             self.stats.lpis_set += 1
-        elif what == "coalesced":
+        elif outcome.action == "coalesced":
             self.stats.lpis_coalesced += 1
         else:
             self.stats.lpis_dropped += 1
-            self.stats.drop_reasons[reason] = self.stats.drop_reasons.get(reason, 0) + 1
-            port.record(
-                "msi-dropped",
-                {"devid": devid, "eventid": eventid, "reason": reason},
-                why="gicv3_its_translation_write",
-            )
+            reasons = self.stats.drop_reasons
+            reasons[outcome.reason] = reasons.get(outcome.reason, 0) + 1
+        port.record(
+            "lpi",
+            {
+                "devid": devid,
+                "eventid": eventid,
+                "intid": outcome.intid,
+                "processor": outcome.processor,
+                "action": outcome.action,
+                "reason": outcome.reason,
+            },
+            why="gicv3_its_translation_write",
+        )
 
     # -- the GIC operation queue -------------------------------------------------------------
 

@@ -70,10 +70,10 @@ from hypervisor.firmware.virt import (
     XEN_DOM0_BANKS,
     XEN_EVTCHN_IRQ,
     BootBlobs,
-    xen_hwdom_rdist_regions,
-    xen_place_modules,
     xen_acpi_dom0_blobs,
     xen_dt_dom0_dtb,
+    xen_hwdom_rdist_regions,
+    xen_place_modules,
 )
 from hypervisor.gic_runner import CoreQueue, Job
 from hypervisor.host_gic import HostGic
@@ -95,7 +95,7 @@ from hypervisor.vgic import (
 from hypervisor.vgic_v3 import HostItsInfo, VgicV3
 from hypervisor.vpsci import SmcccResult, vsmccc_handle_call
 from hypervisor.xen_log import XenLog, XenLogLine
-from transport.abi import ENTRY_DABT, ENTRY_OK, ENTRY_UNDEF, SMCCC_IMM, XEN_HYPERCALL_TAG, u64  # noqa: E402  (re-exported)
+from transport.abi import ENTRY_DABT, ENTRY_OK, ENTRY_UNDEF, SMCCC_IMM, XEN_HYPERCALL_TAG, u64
 from transport.messages import Entry, Envelope, Exit, GicContext, Kick, Mem, Msi, Reply
 
 U64 = (1 << 64) - 1
@@ -133,6 +133,8 @@ class XenCounters:
     """Interrupt accounting and exit statistics."""
 
     msis: int = 0
+    msis_dropped: int = 0
+    lpis_coalesced_physical: int = 0
     lpis_injected: int = 0
     lpis_dropped_unmapped: int = 0
     lpis_coalesced: int = 0
@@ -150,6 +152,8 @@ class XenCounters:
     def as_dict(self) -> dict[str, Any]:
         return {
             "msis": self.msis,
+            "msis_dropped": self.msis_dropped,
+            "lpis_coalesced_physical": self.lpis_coalesced_physical,
             "lpis_injected": self.lpis_injected,
             "lpis_dropped_unmapped": self.lpis_dropped_unmapped,
             "lpis_coalesced": self.lpis_coalesced,
@@ -660,12 +664,18 @@ class Xen:
                                         "eventid": msg.eventid, "reason": "no host ITS"},
                         why="gicv3_its_translation_write")  # fmt: skip
             return
-        self.host_gic.run(self.gic.msi(msg.devid, msg.eventid))
-        for rec in self.gic.take_errors():
-            if type(rec).__name__ == "MsiDropped":
-                self.record("msi-dropped", {"devid": msg.devid, "eventid": msg.eventid,
-                                            "reason": getattr(rec, "reason", "")},
-                            why="gicv3_its_translation_write")  # fmt: skip
+        out = self.host_gic.run(self.gic.msi(msg.devid, msg.eventid))
+        self.gic.take_errors()
+        if out.action == "coalesced":
+            self.stats.lpis_coalesced_physical += 1
+        elif out.action == "dropped":
+            self.stats.msis_dropped += 1
+        self.record(
+            "lpi",
+            {"devid": msg.devid, "eventid": msg.eventid, "intid": out.intid,
+             "processor": out.processor, "action": out.action, "reason": out.reason},
+            why="gicv3_its_translation_write",
+        )  # fmt: skip
         self._after_gic_op()
 
     # -- exits ---------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ def boot(
     elif no_memreserve:
         blobs = efi_blobs_without_memreserve()
     else:
-        blobs = qemu_virt_uefi_blobs(cpus=4)
+        blobs = qemu_virt_uefi_blobs(cpus=4, initrd_size=REAL_INITRD_SIZE)
     info = BootInfo.from_blobs(
         blobs,
         firmware=firmware,  # type: ignore[arg-type]

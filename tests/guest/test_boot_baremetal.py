@@ -56,15 +56,15 @@ CPU3: Booted secondary processor 0x0000000003 [0x411fd070]
 smp: Brought up 1 node, 4 CPUs
 SMP: Total of 4 processors activated."""
 
-# native-uefi-acpi.log:2,4-5,9,14,16,18,20-21,24,44-48,84-93,117-133 (our firmware blobs have
-# no initrd, SMBIOS, MEMATTR or RNG table: "Loaded initrd ..." is absent and the config-table
-# line keeps ACPI 2.0 and MEMRESERVE, at the real addresses)
+# native-uefi-acpi.log:2-5,9-10,14,16,18,20-21,24,44-48,84-93,117-133
 REAL_NATIVE_UEFI = """\
 EFI stub: Booting Linux Kernel...
+EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path
 EFI stub: Generating empty DTB
 EFI stub: Exiting boot services...
 efi: EFI v2.70 by EDK II
-efi: ACPI 2.0=0xbc430018 MEMRESERVE=0xbc42ff98
+efi: SMBIOS 3.0=0xbfed0000 MEMATTR=0xbcc31518 ACPI 2.0=0xbc430018 INITRD=0xbc42ff18 \
+RNG=0xbc43e498 MEMRESERVE=0xbc42ff98
 ACPI: RSDP 0x00000000BC430018 000024 (v02 BOCHS )
 ACPI: FACP 0x00000000BC43FA98 000114 (v06 BOCHS  BXPC     00000001 BXPC 00000001)
 ACPI: APIC 0x00000000BC43FC18 0001A8 (v04 BOCHS  BXPC     00000001 BXPC 00000001)

@@ -549,8 +549,115 @@ def test_native_uefi_blobs(tmp_path: Path) -> None:
     assert params.source == "/chosen"
     cfg = gefi.config_tables(read, params.system_table)
     assert cfg.banner() == "EFI v2.70 by EDK II"
-    assert (cfg.acpi20, cfg.mem_reserve) == (0xBC43_0018, 0xBC42_FF98)  # from the log
+    # native-uefi-acpi.log:10; MEMRESERVE is the stub's (guest/efi.py), not EDK II's
+    assert (cfg.acpi20, cfg.mem_reserve) == (0xBC43_0018, None)
     tables = gacpi.walk_tables(read, cfg.acpi20, strict_rsdp=True)
     assert {s: a for s, (a, _) in tables.tables.items()} == {
         s: virt.HOST_ACPI_ADDRESSES[s] for s in ("FACP", "APIC", "GTDT", "MCFG", "IORT", "DSDT")
     }
+
+
+def _efi_guid(d1: int, d2: int, d3: int, *d4: int) -> bytes:
+    """include/linux/efi.h EFI_GUID(a, b, c, d0..d7) as it lies in memory."""
+    return struct.pack("<IHH8B", d1, d2, d3, *d4)
+
+
+# include/linux/efi.h
+SMBIOS3_GUID = _efi_guid(0xF2FD1544, 0x9794, 0x4A2C, 0x99, 0x2E, 0xE5, 0xBB, 0xCF, 0x20, 0xE3, 0x94)
+MEMATTR_GUID = _efi_guid(0xDCFA911D, 0x26EB, 0x469F, 0xA2, 0x20, 0x38, 0xB7, 0xDC, 0x46, 0x12, 0x20)
+ACPI20_GUID = _efi_guid(0x8868E871, 0xE4F1, 0x11D3, 0xBC, 0x22, 0x00, 0x80, 0xC7, 0x3C, 0x88, 0x81)
+INITRD_GUID = _efi_guid(0x5568E427, 0x68FC, 0x4F3D, 0xAC, 0x74, 0xCA, 0x55, 0x52, 0x31, 0xCC, 0x68)
+RNG_GUID = _efi_guid(0x1CE1E5BC, 0x7CEB, 0x42F2, 0x81, 0xE5, 0x8A, 0xAD, 0xF1, 0x80, 0xF5, 0x7B)
+
+
+def test_linux_efi_guids() -> None:
+    assert efi.guid_bytes(efi.SMBIOS3_TABLE_GUID) == SMBIOS3_GUID
+    assert efi.guid_bytes(efi.EFI_MEMORY_ATTRIBUTES_TABLE_GUID) == MEMATTR_GUID
+    assert efi.guid_bytes(efi.LINUX_EFI_INITRD_MEDIA_GUID) == INITRD_GUID
+    assert efi.guid_bytes(efi.LINUX_EFI_RANDOM_SEED_TABLE_GUID) == RNG_GUID
+
+
+def test_native_uefi_config_table_bytes() -> None:
+    """EDK II's array as Linux prints it (native-uefi-acpi.log:10): SMBIOS 3.0, MEMATTR,
+    ACPI 2.0 at the log's addresses, in 16 slots (CONFIG_TABLE_SIZE_INCREASED), the rest 0."""
+    b = virt.qemu_virt_uefi_blobs(4)
+    st_, base = b.efi_system_table, b.addresses["EFI_SYSTEM_TABLE"]
+    vendor = "EDK II\0".encode("utf-16-le")
+    assert st_[120 : 120 + len(vendor)] == vendor
+    arr = 120 + len(vendor)
+    assert struct.unpack_from("<QQ", st_, 104) == (3, base + arr)
+    assert st_[arr:] == (
+        SMBIOS3_GUID
+        + struct.pack("<Q", 0xBFED_0000)
+        + MEMATTR_GUID
+        + struct.pack("<Q", 0xBCC3_1518)
+        + ACPI20_GUID
+        + struct.pack("<Q", 0xBC43_0018)
+        + bytes(13 * 24)
+    )
+    sig, rev, hsize, crc = struct.unpack_from("<QIII", st_)
+    assert (sig, rev, hsize) == (0x5453595320494249, (2 << 16) | 70, 120)
+    assert crc == zlib.crc32(st_[:16] + bytes(4) + st_[20:120])
+    assert gefi.parse_system_table(st_, check_crc=True).nr_tables == 3
+
+
+def test_native_uefi_smbios3_and_memattr() -> None:
+    b = virt.qemu_virt_uefi_blobs(4)
+    ep, table = b.efi_tables["SMBIOS3"], b.efi_tables["SMBIOS3_TABLE"]
+    assert b.addresses["SMBIOS3"] == 0xBFED_0000  # "SMBIOS3=0xbfed0000" (sysfs, the log)
+    # DSP0134 5.2.2: "_SM3_", checksum, length 0x18, 3.0.0 ("SMBIOS 3.0.0 present."), rev 1
+    assert ep[:5] == b"_SM3_" and len(ep) == 0x18 and sum(ep) % 256 == 0
+    assert ep[6:12] == bytes([0x18, 3, 0, 0, 1, 0])
+    assert struct.unpack_from("<IQ", ep, 12) == (6, 0xBFED_0018)
+    assert b.addresses["SMBIOS3_TABLE"] == 0xBFED_0018
+    assert table == bytes([127, 4, 0, 0, 0, 0])  # End-of-Table, its empty string set
+    memattr = b.efi_tables["MEMATTR"]
+    assert memattr == struct.pack("<IIII", 1, 0, 40, 0)  # version 1, no entries, 40-byte desc
+    assert b.addresses["MEMATTR"] == 0xBCC3_1518
+    placed = dict(b.placements())
+    assert placed[0xBFED_0000] == ep and placed[0xBCC3_1518] == memattr
+
+
+def test_native_uefi_memory_map_and_boot_services() -> None:
+    b = virt.qemu_virt_uefi_blobs(4, initrd_size=0xF8000)
+    descs = gefi.parse_memory_map(b.memmap, 40)
+    spans = [(d.type, d.physical_start, d.physical_start + d.size) for d in descs]
+    assert spans == [
+        (7, 0x4000_0000, 0xBC32_0000),
+        (2, 0xBC32_0000, 0xBC41_8000),  # "bc320000-bc417fff : reserved": the initrd
+        (7, 0xBC41_8000, 0xBC42_0000),
+        (2, 0xBC42_0000, 0xBC43_0000),  # stub DTB, memory map, loader-data pool
+        (9, 0xBC43_0000, 0xBC44_0000),  # "bc430000-bc43ffff : reserved": ACPI
+        (7, 0xBC44_0000, 0xBCC3_1000),
+        (4, 0xBCC3_1000, 0xBCC3_2000),  # "bcc31000-bcc31fff : reserved": MEMATTR
+        (7, 0xBCC3_2000, 0xBFBE_0000),
+        (6, 0xBFBE_0000, 0xC000_0000),  # system table, runtime pool, SMBIOS
+    ]
+    a = b.addresses
+    assert (a["initrd"], a["initrd_end"]) == (0xBC32_0000, 0xBC32_0000 + 0xF8000)
+    # the stub's first blocks hold INITRD=0xbc42ff18 and RNG=0xbc43e498 (data at +0x18)
+    assert efi.pool_data(a["EFI_POOL_LOADER_DATA"]) == 0xBC42_FF18
+    assert efi.pool_data(a["EFI_POOL_ACPI_RECLAIM_MEMORY"]) == 0xBC43_E498
+    assert (a["EFI_CONFIG_TABLE_SLOTS"], a["EFI_RNG_PROTOCOL"]) == (16, 1)
+    assert virt.qemu_virt_uefi_blobs(4, rng=False).addresses["EFI_RNG_PROTOCOL"] == 0
+    assert "initrd" not in virt.qemu_virt_uefi_blobs(4).addresses
+
+
+def test_edk2_pool_buckets() -> None:
+    # 16-byte tables (MEMRESERVE, INITRD) and a 4+64-byte seed: 128-byte blocks, 0x80 apart
+    # as INITRD=0xbc42ff18 / MEMRESERVE=0xbc42ff98 in native-uefi-acpi.log
+    assert [efi.pool_block_size(n) for n in (16, 68, 88, 89, 216, 600)] == [
+        128,
+        128,
+        128,
+        256,
+        256,
+        640,
+    ]
+    with pytest.raises(efi.EfiBuildError, match="pages"):
+        efi.pool_block_size(29824)
+
+
+def test_system_table_slots_refused_below_entries() -> None:
+    with pytest.raises(efi.EfiBuildError, match="config_slots 0 < 1"):
+        efi.system_table(0x1000, [(efi.ACPI_20_TABLE_GUID, 0x2000)], config_slots=0)
