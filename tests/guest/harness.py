@@ -86,7 +86,11 @@ def boot(
     no_memreserve: bool = False,
     seed: int = 1,
     kernel: str = "v5.15",
+    blobs: Any = None,
+    extra_placements: tuple[tuple[str, int, bytes], ...] = (),
 ) -> Run:
+    """Boot the guest; ``blobs`` replaces the firmware blobs of ``firmware``, and
+    ``extra_placements`` (name, address, bytes) are copied into RAM besides them."""
     m = VirtMachine()
     dev = MsiDevice(
         "virtio-rng",
@@ -97,7 +101,9 @@ def boot(
         jitter="none",
         limit=msis,
     )
-    if firmware == "dt":
+    if blobs is not None:
+        pass
+    elif firmware == "dt":
         blobs = qemu_virt_dt_blobs(
             cpus=4, initrd_size=REAL_INITRD_SIZE, bootargs="console=ttyAMA0 ignore_loglevel"
         )
@@ -116,6 +122,9 @@ def boot(
         efi_stub=not no_memreserve,
         kernel=kernel,
     )
+    if extra_placements:
+        placed = sorted(info.placements + extra_placements, key=lambda p: p[1])
+        info = dataclasses.replace(info, placements=tuple(placed))
     g = Guest(info, actions=[(kexec_at, "kexec")] if kexec_at is not None else [])
     host = BareMetalHost(m, devices=[dev.window])
     sched = Scheduler(seed=seed)
