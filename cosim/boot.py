@@ -69,6 +69,8 @@ def blob_files(sc: Scenario, blobs: BootBlobs) -> dict[str, tuple[str, bytes]]:
     files = {dtb_name: ("dtb", blobs.dtb)}
     for sig, data in blobs.acpi.items():
         files[f"{sig}.dat"] = (sig, data)
+    for key, data in blobs.efi_tables.items():
+        files[f"efi-{key.lower()}.bin"] = (key, data)
     for name, key, data in (
         ("efi-system-table.bin", "EFI_SYSTEM_TABLE", blobs.efi_system_table),
         ("efi-memmap.bin", "EFI_MEMMAP", blobs.memmap),

@@ -117,6 +117,35 @@ def align(model: Sequence[Line], real: Sequence[Line], allow: Sequence[Allowance
             rows += [Row(" ", model[a0 + i], real[b0 + i]) for i in range(a1 - a0)]
         else:
             rows += _judge(list(model[a0:a1]), list(real[b0:b1]), allow)
+    return _pair_moved(rows, allow)
+
+
+def _pair_moved(rows: list[Row], allow: Sequence[Allowance]) -> list[Row]:
+    """A line both kernels print, at different places (a documented reorder), leaves one
+    model-only and one real-only row in different blocks: pair them as documented."""
+    for a in allow:
+        if len(a.our_keys) != 1:
+            continue
+        ri = next(
+            (
+                i
+                for i, r in enumerate(rows)
+                if r.mark == ">" and r.real and r.real.key == a.real_key
+            ),
+            None,
+        )
+        mi = next(
+            (
+                i
+                for i, r in enumerate(rows)
+                if r.mark == "<" and r.model and r.model.key == a.our_keys[0]
+            ),
+            None,
+        )
+        if ri is None or mi is None:
+            continue
+        rows[mi] = Row("~", rows[mi].model, rows[ri].real, a.why)
+        del rows[ri]
     return rows
 
 

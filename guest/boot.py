@@ -2,7 +2,7 @@
 
 Order (init/main.c ``start_kernel``, arch/arm64/kernel/setup.c ``setup_arch``; sheet §4.1):
 "Booting Linux on physical CPU", "Linux version", ``setup_machine_fdt`` ("Machine model:"),
-``parse_early_param``, ``xen_early_init`` (not on bare metal), ``efi_init``,
+``parse_early_param``, ``xen_early_init`` (finds nothing on bare metal), ``efi_init``,
 ``arm64_memblock_init`` (memory from the DT or the EFI map; the image, initrd and DTB
 reserved), ``acpi_boot_table_init`` (ACPI when acpi=force or the DT is a stub: the table
 lines), ``psci_dt_init`` / ``psci_acpi_init``, ``smp_init_cpus``; "Kernel command line";
@@ -18,7 +18,7 @@ import struct
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from guest import efi
+from guest import efi, xen_enlighten
 from guest.cpu import Psci, Wfi
 from guest.firmware import FirmwareError
 from guest.firmware.acpi import parse_fadt, parse_header, parse_iort, parse_madt, walk_tables
@@ -80,15 +80,19 @@ def _start_kernel(k: Kernel) -> Gen:
     yield from k.cost("mm_init")
     mm_init(k, cpu)
     k.online.add(0)
+    k.boots[0] = 1
     yield from k.call(cpu, "init_IRQ", k.call(cpu, "irqchip_init", irqchip_init(k, cpu)))
     if k.status == "panic":
         return
     time_init(k, cpu)
+    console_init(k, cpu)
     yield from g.arch_timer_starting_cpu(k, cpu)
     yield from k.cost("time_init_to_early_initcalls")
     yield from early_initcalls(k, cpu)
     yield from k.cost("early_initcalls_to_smp")
     yield from smp_init(k, cpu)
+    if k.xen is not None:  # postcore_initcall(xenbus_init)
+        yield from k.call(cpu, "xenbus_init", xen_enlighten.xenbus_init(k, cpu))
     yield from k.cost("smp_to_initcalls")
     yield from g.probe_devices(k, cpu)
     k.status = "booted"
@@ -132,8 +136,11 @@ def setup_arch(k: Kernel, cpu: int) -> Gen:
         bootargs = (bootargs + " " + k.spec.extra_bootargs).strip()
     k.cmdline = bootargs
     parse_early_param(k, bootargs)
-    # xen_early_init: a /hypervisor node compatible "xen,xen" (the Xen issue)
+    yield from k.call(cpu, "xen_early_init", xen_enlighten.xen_early_init(k, cpu))
     efi.efi_init(k)
+    params = k.efi.get("params")
+    if k.variant.efi_paravirt and params is not None and params.source == "/hypervisor/uefi":
+        k.efi["enabled"].add("EFI_PARAVIRT")  # v6.2 efi_get_fdt_params (d85e3e349407)
     arm64_memblock_init(k, fdt)
     yield from k.cost("setup_arch")
     acpi = acpi_boot_table_init(k, fdt, cpu)
@@ -408,6 +415,19 @@ def _gic_probe(k: Kernel, cpu: int) -> Gen:
     yield from k.call(cpu, "gic_init_bases", gic.gic_init_bases(cpu))
 
 
+def console_init(k: Kernel, cpu: int) -> None:
+    """``console_init`` -> the console initcalls: under Xen ``xen_cons_init`` registers hvc0
+    (``register_console``: "printk: console [hvc0] enabled"), which replays the log buffer
+    through ``dom0_write_console``; the bare-metal model has no console device."""
+    if not k.xen_domain:
+        return
+    consoles = [w.split("=", 1)[1] for w in k.cmdline.split() if w.startswith("console=")]
+    if consoles and "hvc0" not in consoles:
+        return
+    k.log("printk: console [hvc0] enabled", cpu)
+    k.guest.console_register(k)
+
+
 def time_init(k: Kernel, cpu: int) -> None:
     """``time_init`` -> arch_timer -> ``sched_clock_register``: printk stamps start."""
     k.log("arch_timer: cp15 timer(s) running at 62.50MHz (virt).", cpu)
@@ -418,6 +438,8 @@ def time_init(k: Kernel, cpu: int) -> None:
 def early_initcalls(k: Kernel, cpu: int) -> Gen:
     """``do_pre_smp_initcalls``: the ITS MSI domains (its_pmsi_init, its_pci_msi_init,
     its_fsl_mc_msi_init), ``efi_memreserve_root_init``, ``arm_enable_runtime_services``."""
+    if k.xen is not None:  # arch/arm/xen/enlighten.c: the first early initcall
+        yield from k.call(cpu, "xen_guest_init", xen_enlighten.xen_guest_init(k, cpu))
     its = k.drivers.get("its")
     if its is not None and its.nodes:
         for node in its.nodes:
@@ -431,7 +453,10 @@ def early_initcalls(k: Kernel, cpu: int) -> Gen:
                 k.log(f"fsl-mc MSI: ITS@0x{node.phys_base:x} domain created", cpu)
             yield from k.cost("early_initcall")
     efi.efi_memreserve_root_init(k)
+    # arm_enable_runtime_services
     if efi.EFI_BOOT not in k.efi["enabled"]:
         k.log("EFI services will not be available.", cpu)
+    elif "EFI_RUNTIME_SERVICES" in k.efi["enabled"]:
+        k.log("EFI runtime services access via paravirt.", cpu)
     else:
         k.log("Remapping and enabling EFI services.", cpu)

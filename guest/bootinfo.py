@@ -9,6 +9,10 @@ plain data.
 ``firmware`` says how the kernel is entered: ``"dt"`` (QEMU -kernel: x0 = the DTB) or
 ``"efi"`` (through the EFI stub: the stub's DTB carries the linux,uefi-* properties and the
 system table holds the configuration tables, MEMRESERVE included when the stub installed it).
+A Xen ACPI dom0 is ``"efi"`` with ``efi_stub=False``: Xen starts the raw Image with a DTB whose
+/hypervisor/uefi node points at Xen's EFI system table (``xen_acpi_dom0_blobs``); a Xen DT
+dom0 is ``"dt"`` (``xen_dt_dom0_dtb``). Under Xen the kernel is loaded at dom0's first bank
+(``XEN_DOM0_KERNEL_LOAD``, "Loading zImage ... to 0000000060000000" in xen-dom0-dt.log).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ QEMU_KERNEL_LOAD = 0x4020_0000
 #: Where the EFI stub placed the Image in native-uefi-acpi.log (KASLR: "a6190000-a77dffff :
 #: Kernel code"); the stub's placement is random on real hardware, so it is an input.
 EFI_STUB_KERNEL_LOAD = 0xA618_0000
+#: Where Xen 4.17 loads dom0's Image on QEMU virt (xen-dom0-dt.log: bank 0 = 0x60000000).
+XEN_DOM0_KERNEL_LOAD = 0x6000_0000
 #: initrd.cpio.gz of the real boots: "48000000-480f7fff : reserved" in native-dt-noefi.log.
 REAL_INITRD_SIZE = 0xF8000
 
@@ -41,6 +47,16 @@ class Device:
     devid: int
     nvec: int
     window: int  # MMIO base of its register window (MSI_CTRL at +0, MSI_MASK at +0x100)
+    window_size: int = 0x1000
+    #: The device model's component name (hypervisor/devices.py names it "dev.<name>"). Under
+    #: Xen dom0 reaches the window directly (mapped in its p2m), so the guest must know it.
+    component: str = ""
+
+    @property
+    def component_name(self) -> str:
+        if self.component:
+            return self.component
+        return self.name if self.name.startswith("dev.") else f"dev.{self.name}"
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,9 @@ class BootInfo:
     #: raw Image with EFI tables in the DT (Xen's ACPI dom0: no stub, no MEMRESERVE).
     efi_stub: bool = True
     addresses: Mapping[str, int] = field(default_factory=dict)
+    #: ICH_VTR_EL2.ListRegs + 1 of the machine: the size of each vCPU's virtual CPU interface
+    #: under Xen (the hardware's, not the guest's choice; adjusted to what Xen's Entry carries).
+    list_registers: int = 4
 
     def blob(self, name: str) -> bytes:
         for n, _, data in self.placements:
@@ -84,6 +103,7 @@ class BootInfo:
         kernel: str = "v5.15",
         bootargs: str = "",
         efi_stub: bool = True,
+        list_registers: int = 4,
     ) -> BootInfo:
         """Build from a ``BootBlobs``-shaped object (attributes dtb, acpi, efi_system_table,
         memmap, memreserve, addresses)."""
@@ -98,6 +118,8 @@ class BootInfo:
         ):
             if data:
                 pl.append((key, addrs[key], bytes(data)))
+        for name, data in dict(getattr(blobs, "efi_tables", {})).items():
+            pl.append((name, addrs[name], bytes(data)))  # firmware config tables (SMBIOS3, ...)
         initrd = None
         if "initrd" in addrs:
             initrd = (addrs["initrd"], addrs["initrd_end"] - addrs["initrd"])
@@ -118,4 +140,5 @@ class BootInfo:
             efi_systab=addrs.get("EFI_SYSTEM_TABLE", 0),
             efi_stub=efi_stub,
             addresses=addrs,
+            list_registers=list_registers,
         )

@@ -10,7 +10,15 @@ region map (guest/regions.py); a write into memory that now belongs to something
 put in the trace with ``port.record`` and kept for :meth:`Guest.result`.
 
 Actions: :meth:`Guest.kexec` (or a ``("kexec", {...})`` timer token, or ``actions=[(t,
-"kexec")]`` at construction) runs ``kexec -l`` + ``kexec -e`` in CPU0's process context.
+"kexec")]`` at construction) runs ``kexec -l`` + ``kexec -e`` in CPU0's process context;
+:meth:`Guest.cpu_offline` / :meth:`Guest.cpu_online` (tokens ``("cpu_offline", {"cpu": n})``,
+``("cpu_online", {"cpu": n})``) write a CPU's sysfs ``online``; :meth:`Guest.set_lpi_property`
+(token ``("set_lpi_property", {...})``) rewrites an LPI's property byte with or without INV.
+
+Under Xen (``Guest(name="dom0", host="xen")``, ``virt``): each CPU is a vCPU exchanging
+``Exit``/``Entry`` with Xen and holding its list registers (guest/cpu.py), ``Kick`` makes it
+exit, passed-through device windows are reached directly, printk text goes to the hvc0
+console with CONSOLEIO_write once ``console_init`` registered it (guest/xen_enlighten.py).
 """
 
 from __future__ import annotations
@@ -18,14 +26,15 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
+from gic.list_registers import ListRegisters
 from gic.port import Ram
 from guest.bootinfo import REAL_INITRD_SIZE, BootInfo
-from guest.cpu import Cost, CpuRuntime, GuestPort
+from guest.cpu import Cost, CpuRuntime, GuestPort, Hypercall
 from guest.kernel import BootSpec, Kernel, UndefinedInstruction
 from guest.printk import Frame, Printk, SplatRegs
 from guest.regions import Owner, RegionMap
-from guest.variants import variant
-from transport.messages import Envelope, Irq, Mem, Reply
+from guest.variants import predictions, variant
+from transport.messages import Entry, Envelope, Irq, Kick, Mem, Reply
 
 Gen = Generator[Any, Any, Any]
 
@@ -125,15 +134,33 @@ class Guest:
         actions: Sequence[tuple[int, str]] = (),
         kexec_append: str | None = None,
         kexec_initrd_size: int | None = REAL_INITRD_SIZE,
+        virt: bool | None = None,
     ) -> None:
         self.name = name
         self.host = host
         self.boot = boot
         self.variant = variant(boot.kernel)
+        #: dom0 of Xen: exits and entries instead of bus messages (default: host == "xen")
+        self.virt = host == "xen" if virt is None else virt
         self.ram = Ram(boot.ram_base, boot.ram_size)
         self.regions = RegionMap(boot.ram_base, boot.ram_size)
         self.printk = Printk(lambda: self.now, self._record_printk)
-        self.cpus = [CpuRuntime(i, self) for i in range(boot.cpus)]
+        self.cpus = [
+            CpuRuntime(
+                i, self, virt=self.virt,
+                lr=ListRegisters(boot.list_registers) if self.virt else None,
+            )
+            for i in range(boot.cpus)
+        ]  # fmt: skip
+        # hvc0 (Xen): registered at console_init; the next log line to write, the CPU holding
+        # the console lock and the chunks of its current line
+        self.console_k: Kernel | None = None
+        self.console_next = 0
+        self.console_owner: int | None = None
+        self.console_pending: list[bytes] = []
+        self.console_text: list[str] = []
+        self.faults: list[dict[str, Any]] = []
+        self.ipis: dict[int, int] = {}
         self.conduit = "hvc"
         self.timer_ppi = TIMER_PPI
         self.kernels: list[Kernel] = []
@@ -243,6 +270,9 @@ class Guest:
             self.ram.write(addr, data)
         for t, what in self.actions:
             port.call_later(t, (what, {}))
+        if self.virt:
+            port.record("predictions", {"kernel": self.variant.name,
+                                        "predictions": predictions(self.variant.name)})  # fmt: skip
         spec = BootSpec(
             firmware=b.firmware,
             dtb_addr=b.dtb_addr,
@@ -275,6 +305,18 @@ class Guest:
                     port.record("bad-irq", {"cpu": msg.cpu})
                     return
                 self.cpus[msg.cpu].on_irq(bool(msg.level), port)
+            elif isinstance(msg, Entry) and self.virt:
+                cpu = self._req_cpu.pop(env.reply_to, None)
+                if cpu is None or cpu != msg.vcpu:
+                    port.record("bad-entry", {"src": env.src, "reply_to": env.reply_to,
+                                              "vcpu": msg.vcpu})  # fmt: skip
+                    return
+                self.cpus[cpu].on_entry(env, msg, port)
+            elif isinstance(msg, Kick) and self.virt:
+                if not isinstance(msg.vcpu, int) or not 0 <= msg.vcpu < len(self.cpus):
+                    port.record("bad-kick", {"vcpu": msg.vcpu})
+                    return
+                self.cpus[msg.vcpu].on_kick(port)
             else:
                 if env.id:
                     port.reply(
@@ -295,6 +337,12 @@ class Guest:
         elif isinstance(token, tuple) and token and token[0] == "kexec":
             opts = token[1] if len(token) > 1 and isinstance(token[1], dict) else {}
             self.kexec(port, **opts)
+        elif isinstance(token, tuple) and token and token[0] in self.ACTIONS:
+            opts = token[1] if len(token) > 1 and isinstance(token[1], dict) else {}
+            try:
+                getattr(self, token[0])(port, **opts)
+            except TypeError as e:
+                port.record("bad-action", {"action": token[0], "error": str(e)})
 
     def _on_mem(self, env: Envelope, msg: Mem, port: GuestPort) -> None:
         """Serve a hw/xen RAM access; writes are checked against the region map."""
@@ -413,6 +461,14 @@ class Guest:
                     return
         if irqnr == self.timer_ppi:
             yield from self.arch_timer_handler_virt(k, cpu)
+            return
+        if k.xen is not None and k.xen.events_irq and irqnr == k.xen.events_irq:
+            from guest.xen_enlighten import xen_arm_callback
+
+            yield from xen_arm_callback(k, cpu)
+            return
+        if self.virt and irqnr < 16:  # ipi_handler -> do_handle_IPI
+            self.ipis[irqnr] = self.ipis.get(irqnr, 0) + 1
             return
         rec = {"cpu": cpu, "intid": irqnr, "time": self.now, "gen": k.gen}
         self.unexpected_irqs.append(rec)
@@ -580,6 +636,155 @@ class Guest:
 
         self.run_on(0, task)
 
+    ACTIONS = ("cpu_offline", "cpu_online", "set_lpi_property")
+
+    def _action_kernel(self, port: GuestPort, action: str) -> Kernel | None:
+        self._port = port
+        k = self.kernel
+        if k is None or k.status != "booted":
+            port.record(f"{action}-refused", {"reason": f"kernel {k.status if k else 'absent'}"})
+            return None
+        return k
+
+    def _controller(self, k: Kernel, avoid: int) -> int:
+        """The CPU whose process context runs an action (the lowest online but ``avoid``)."""
+        return min((c for c in k.online if c != avoid), default=0)
+
+    def cpu_offline(self, port: GuestPort, cpu: int) -> None:
+        """``echo 0 > /sys/devices/system/cpu/cpuN/online``: ``cpu_down`` (guest/smp.py).
+        Under Xen it runs when the controlling vCPU next runs (Xen wakes it)."""
+        from guest.smp import cpu_down
+
+        k = self._action_kernel(port, "cpu_offline")
+        if k is None:
+            return
+        if not isinstance(cpu, int) or cpu not in k.online or cpu == 0:
+            port.record("cpu_offline-refused", {"cpu": cpu, "reason": "not an online secondary"})
+            return
+        ctl = self._controller(k, cpu)
+        self.run_on(ctl, lambda: k.call(ctl, "cpu_down", cpu_down(k, ctl, cpu)))
+
+    def cpu_online(self, port: GuestPort, cpu: int) -> None:
+        """``echo 1 > /sys/devices/system/cpu/cpuN/online``: ``cpu_up`` (PSCI CPU_ON, then the
+        new CPU runs ``secondary_start_kernel`` -> ``gic_starting_cpu`` -> ``its_cpu_init``)."""
+        from guest.smp import cpu_up
+
+        k = self._action_kernel(port, "cpu_online")
+        if k is None:
+            return
+        if not isinstance(cpu, int) or not 0 < cpu < len(k.possible_cpus) or cpu in k.online:
+            port.record("cpu_online-refused", {"cpu": cpu, "reason": "not an offline possible CPU"})
+            return
+        ctl = self._controller(k, cpu)
+        self.run_on(ctl, lambda: cpu_up(k, ctl, cpu))
+
+    def set_lpi_property(
+        self,
+        port: GuestPort,
+        devid: int,
+        event: int,
+        priority: int | None = None,
+        enable: bool | None = None,
+        inv: bool = True,
+    ) -> None:
+        """Change the property byte of the LPI of (``devid``, ``event``) as ``irq_set_*`` /
+        ``its_mask_irq``/``its_unmask_irq`` would (``lpi_write_config``: priority bits [7:2],
+        enable bit 0), followed by its INV (+ SYNC) only if ``inv``: without it the ITS (or
+        Xen's vITS) keeps whatever it read before."""
+        from guest.irq_gic_v3_its import LPI_PROP_ENABLED
+
+        k = self._action_kernel(port, "set_lpi_property")
+        if k is None:
+            return
+        its = k.drivers.get("its")
+        drv = next(
+            (d for d in k.drivers.get("msi", [])
+             if d.its_dev is not None and devid in (d.its_dev.device_id, d.dev.devid)),
+            None,
+        )  # fmt: skip
+        if its is None or drv is None or not 0 <= event < len(drv.hwirqs):
+            port.record("set_lpi_property-refused", {"devid": devid, "event": event,
+                                                     "reason": "no such mapped MSI"})  # fmt: skip
+            return
+        if priority is not None and not 0 <= priority <= 0xFF:
+            port.record("set_lpi_property-refused", {"priority": priority,
+                                                     "reason": "priority must be 0..255"})  # fmt: skip
+            return
+        hwirq = drv.hwirqs[event]
+        dev = drv.its_dev
+        clr = setb = 0
+        if priority is not None:
+            clr |= 0xFC
+            setb |= priority & 0xFC
+        if enable is not None:
+            clr |= LPI_PROP_ENABLED
+            setb |= LPI_PROP_ENABLED if enable else 0
+
+        def task() -> Gen:
+            cpu = 0 if 0 in k.online else min(k.online)
+            if inv:
+                yield from k.call(cpu, "lpi_update_config",
+                                  its.lpi_update_config(cpu, dev, hwirq, clr, setb))  # fmt: skip
+            else:
+                its.lpi_write_config(hwirq, clr, setb)
+            port.record("lpi-property", {"devid": devid, "event": event, "lpi": hwirq,
+                                         "byte": k.ram_read(its.prop_table_pa + hwirq - 8192, 1)[0],
+                                         "inv": inv}, why="lpi_write_config")  # fmt: skip
+
+        self.run_on(0 if 0 in k.online else min(k.online), task)
+
+    # -- Xen: devices, console, faults -----------------------------------------------------
+
+    def device_component(self, addr: int) -> str | None:
+        """The passed-through device whose register window holds ``addr`` (Xen only)."""
+        for d in self.boot.devices:
+            if d.window <= addr < d.window + d.window_size:
+                return d.component_name
+        return None
+
+    def console_register(self, k: Kernel) -> None:
+        """``register_console(hvc0)`` with CON_PRINTBUFFER: the log is replayed from the start
+        of this kernel's lines."""
+        self.console_k = k
+        self.console_next = next(
+            (i for i, ll in enumerate(self.printk.lines) if ll.gen == k.gen), len(self.printk.lines)
+        )
+
+    def console_chunk(self, cpu: int) -> Hypercall | None:
+        """The next CONSOLEIO_write of ``cpu`` if it holds (or can take) the console lock."""
+        from guest.xen_enlighten import console_write_call, hvc_chunks
+
+        k = self.console_k
+        if k is None or k is not self.kernel or k.xen is None:
+            return None
+        if self.console_owner is not None and self.console_owner != cpu:
+            if self.cpus[self.console_owner].state in ("off", "dead"):
+                self.console_owner, self.console_pending = None, []
+            else:
+                return None
+        while not self.console_pending:
+            lines = self.printk.lines
+            while self.console_next < len(lines) and (
+                lines[self.console_next].gen != k.gen or lines[self.console_next].level == "raw"
+            ):
+                self.console_next += 1
+            if self.console_next >= len(lines):
+                self.console_owner = None  # console_unlock: nothing left
+                return None
+            line = lines[self.console_next].line
+            self.console_next += 1
+            self.console_text.append(line)
+            self.console_pending = hvc_chunks((line + "\n").encode())
+        self.console_owner = cpu
+        return console_write_call(k, cpu, self.console_pending.pop(0))
+
+    def vcpu_fault(self, cpu: int, what: str, body: dict[str, Any]) -> None:
+        """Xen injected an exception the modelled kernel does not handle: record it (the
+        real kernel would take it as an undefined instruction or external abort)."""
+        rec = {"cpu": cpu, "what": what, "time": self.now, **body}
+        self.faults.append(rec)
+        self.port_record("vcpu-fault", rec)
+
     # -- result ---------------------------------------------------------------------------
 
     def result(self) -> dict[str, Any]:
@@ -631,4 +836,31 @@ class Guest:
                 for kk in self.kernels
             ],
             "errors": list(self.errors),
+            "predictions": predictions(self.variant.name),
+            **({"xen": self._xen_result()} if self.virt else {}),
+        }
+
+    def _xen_result(self) -> dict[str, Any]:
+        k = self.kernel
+        x = k.xen if k is not None else None
+        calls: dict[str, int] = {}
+        for c in x.calls if x is not None else ():
+            calls[c["function"]] = calls.get(c["function"], 0) + 1
+        exits: dict[str, int] = {}
+        for c in self.cpus:
+            for r, n in c.exits.items():
+                exits[r] = exits.get(r, 0) + n
+        return {
+            "xen_domain": bool(k and k.xen_domain),
+            "initial_domain": bool(x and x.initial_domain),
+            "version": x.version if x else None,
+            "events_irq": x.events_irq if x else 0,
+            "vcpus_registered": sorted(x.registered) if x else [],
+            "evtchn_upcalls": x.upcalls if x else 0,
+            "hypercalls": dict(sorted(calls.items())),
+            "hypercall_errors": [c for c in (x.calls if x else []) if c["ret"] < 0],
+            "exits": dict(sorted(exits.items())),
+            "ipis": {str(i): n for i, n in sorted(self.ipis.items())},
+            "console_lines": len(self.console_text),
+            "faults": list(self.faults),
         }

@@ -152,6 +152,16 @@ SYMBOLS: dict[str, Symbol] = {
         Symbol("gic_handle_irq", "text", 0x00_2C40, 0x120),
         Symbol("__list_add_valid", "text", 0x5B_8F40, 0xB4),
         Symbol("efi_mem_reserve_persistent", "text", 0x8E_3A10, 0x2B4),
+        # v5.17+ memreserve path and the hotplug thread (estimates; a prediction, see
+        # guest/variants.py PREDICTIONS)
+        Symbol("its_cpu_memreserve_lpi", "text", 0x50_A700, 0x120),
+        Symbol("cpuhp_issue_call", "text", 0x05_AE50, 0x1B0),
+        Symbol("__cpuhp_setup_state_cpuslocked", "text", 0x05_B300, 0x2A0),
+        Symbol("__cpuhp_setup_state", "text", 0x05_B5A0, 0x120),
+        Symbol("cpuhp_thread_fun", "text", 0x05_B6C0, 0x1A0),
+        Symbol("smpboot_thread_fn", "text", 0x08_6200, 0x290),
+        Symbol("kthread", "text", 0x07_E4C0, 0x130),
+        Symbol("ret_from_fork", "text", 0x01_1E80, 0x10),
         # .init.text (offsets from __init_begin)
         Symbol("__primary_switched", "inittext", 0x00_0400, 0xC4),
         Symbol("start_kernel", "inittext", 0x00_1200, 0x790),
@@ -168,6 +178,7 @@ SYMBOLS: dict[str, Symbol] = {
         Symbol("gic_init_bases", "inittext", 0x09_8E20, 0x5B4),
         Symbol("its_init", "inittext", 0x09_A9B0, 0x70C),
         Symbol("smp_init", "inittext", 0x01_F2E0, 0x98),
+        Symbol("its_lpi_memreserve_init", "inittext", 0x09_B100, 0x6C),
     )
 }
 
@@ -201,6 +212,17 @@ CALL_SITES: dict[tuple[str, str], int] = {
     ("el1h_64_sync", "el1h_64_sync_handler"): 0x78,
     ("el1h_64_sync_handler", "el1_undef"): 0x64,
     ("el1_undef", "do_undefinstr"): 0x28,
+    # v5.17+ (estimates)
+    ("gic_init_bases", "its_lpi_memreserve_init"): 0x568,
+    ("its_lpi_memreserve_init", "__cpuhp_setup_state"): 0x4C,
+    ("__cpuhp_setup_state", "__cpuhp_setup_state_cpuslocked"): 0x84,
+    ("__cpuhp_setup_state_cpuslocked", "cpuhp_issue_call"): 0x1E4,
+    ("cpuhp_issue_call", "cpuhp_invoke_callback"): 0x138,
+    ("cpuhp_invoke_callback", "its_cpu_memreserve_lpi"): 0x19C,
+    ("ret_from_fork", "kthread"): 0x10,
+    ("kthread", "smpboot_thread_fn"): 0x118,
+    ("smpboot_thread_fn", "cpuhp_thread_fun"): 0x1A8,
+    ("cpuhp_thread_fun", "cpuhp_invoke_callback"): 0x130,
 }
 
 #: WARN/BUG sites: (function, offset of the BRK). its_cpu_init+0x814 is the 5.15.23 splat.
@@ -210,6 +232,7 @@ BRK_SITES: dict[str, tuple[str, int]] = {
     "its_cpu_init:propbase-mismatch": ("its_cpu_init", 0x6F0),
     "its_cpu_init:pending-not-reserved": ("its_cpu_init", 0x74C),
     "do_undefinstr:bug": ("do_undefinstr", 0x114),
+    "its_cpu_memreserve_lpi:pending": ("its_cpu_memreserve_lpi", 0xD8),
 }
 
 # The words the loader puts at each symbol (AArch64 encodings).

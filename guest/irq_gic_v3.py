@@ -75,6 +75,10 @@ ICC_SRE_EL1_SRE = 1
 ICC_CTLR_EL1_PRI_BITS_SHIFT = 8
 ICC_CTLR_EL1_PRI_BITS_MASK = 0x7 << 8
 INTID_SPURIOUS = 1023
+#: arm64 NR_IPI in v5.15 (IPI_RESCHEDULE .. IPI_WAKEUP).
+NR_IPI = 7
+IPI_RESCHEDULE = 0
+IPI_CALL_FUNC = 1
 SZ_64K = 0x10000
 
 
@@ -143,11 +147,15 @@ class GicV3:
         yield from self.gic_dist_init(cpu)
         yield from self.gic_cpu_init(cpu)
         # gic_smp_init: cpuhp_setup_state_nocalls(CPUHP_AP_IRQ_GIC_STARTING, gic_starting_cpu)
+        if k.guest.virt:
+            yield from self.ipi_setup(cpu)  # set_smp_ipi_range -> ipi_setup(boot CPU)
         self.lpis = yield from self.gic_dist_supports_lpis()
         if self.lpis:
             its = k.drivers["its"]
             yield from k.call(cpu, "its_init", its.its_init(cpu))
             yield from k.call(cpu, "its_cpu_init", its.its_cpu_init(cpu))
+            if k.variant.pending_reserve_site == "its_cpu_memreserve_lpi":
+                yield from k.call(cpu, "its_lpi_memreserve_init", its.its_lpi_memreserve_init(cpu))
 
     def gic_dist_supports_lpis(self) -> Gen:
         v = yield from self.k.readl(self.dist_base + GICD_TYPER_OFF, "gic_dist_supports_lpis")
@@ -356,6 +364,33 @@ class GicV3:
         """``gic_unmask_irq`` of a PPI: GICR_ISENABLER0 of this CPU's SGI frame."""
         rbase = self.rd_base[cpu] + GICR_SGI_BASE
         yield from self.k.writel(rbase + GIC_DIST_ENABLE_SET, 1 << intid, "gic_unmask_irq")
+
+    def disable_ppi(self, cpu: int, intid: int) -> Gen:
+        """``gic_mask_irq`` of a PPI: GICR_ICENABLER0, then wait for RWP."""
+        rbase = self.rd_base[cpu] + GICR_SGI_BASE
+        yield from self.k.writel(rbase + GIC_DIST_ENABLE_CLEAR, 1 << intid, "gic_mask_irq")
+        yield from self.gic_redist_wait_for_rwp(cpu)
+
+    def ipi_setup(self, cpu: int) -> Gen:
+        """arm64 ``ipi_setup``: enable_percpu_irq of each of the NR_IPI (7) SGIs. Only the Xen
+        path models IPIs (a vCPU blocked in Xen wakes only through an interrupt); the
+        bare-metal model leaves SGIs as gic_cpu_config left them."""
+        for i in range(NR_IPI):
+            yield from self.enable_ppi(cpu, i)
+
+    def gic_send_sgi(self, cpu: int, target: int, irq: int) -> Gen:
+        """``gic_ipi_send_mask`` -> ``gic_send_sgi`` for one target CPU: ICC_SGI1R_EL1."""
+        mpidr = self.k.possible_cpus[target]
+        aff0 = mpidr & 0xFF
+        val = (
+            ((mpidr >> 32) & 0xFF) << 48  # Aff3
+            | ((mpidr >> 16) & 0xFF) << 32  # Aff2
+            | (irq & 0xF) << 24
+            | ((mpidr >> 8) & 0xFF) << 16  # Aff1
+            | ((aff0 >> 4) & 0xF) << 44  # RS
+            | (1 << (aff0 & 0xF))  # TargetList
+        )
+        yield from self.k.write_sysreg("ICC_SGI1R_EL1", val, "gic_send_sgi")
 
     def gic_handle_irq(self, cpu: int) -> Gen:
         """``gic_handle_irq``: IAR, the handler, EOIR (one acknowledge per entry; the

@@ -130,6 +130,12 @@ LINE_PROP_RESERVE = 2250
 #: estimates (a few lines above 3074 in the same function).
 LINE_PROPBASE_MISMATCH = 3060
 LINE_PENDING_NOT_RESERVED = 3066
+#: ``WARN_ON(gic_reserve_range(paddr, LPI_PENDBASE_SZ))`` in its_cpu_memreserve_lpi: line 5239
+#: of the v5.17 tree (the irq/core pull of 2022-01, counted from its hunks); the 6.x line is a
+#: prediction (guest/variants.py PREDICTIONS).
+LINE_MEMRESERVE_PENDING = 5239
+#: The dynamic CPUHP_AP_ONLINE_DYN state its_lpi_memreserve_init gets (first dynamic slot).
+CPUHP_AP_ONLINE_DYN = "irqchip/arm/gicv3/memreserve:online"
 
 BASE_TYPE_STRING = {
     GITS_BASER_TYPE_DEVICE: "Devices",
@@ -212,6 +218,12 @@ class ItsDriver:
         self.lpi_enabled: dict[int, bool] = {}
         self.lpi_count: dict[int, int] = {}  # cpu -> unmanaged LPIs targeted
         self.lpi_owner: dict[int, tuple[str, int]] = {}  # hwirq -> (device name, event)
+        #: v5.17+: RD_LOCAL_PENDTABLE_PREALLOCATED / RD_LOCAL_MEMRESERVE_DONE per CPU, and
+        #: the CPUHP_AP_ONLINE_DYN state its_lpi_memreserve_init registered (None: none).
+        self.pendtable_preallocated: set[int] = set()
+        self.memreserve_done: set[int] = set()
+        self.memreserve_state: str | None = None
+        self.lpi_dev: dict[int, ItsDevice] = {}  # hwirq -> its device
 
     # -- sizes ------------------------------------------------------------------------------
 
@@ -598,6 +610,66 @@ class ItsDriver:
         yield from self.its_cpu_init_collections(cpu)
         return 0
 
+    def its_lpi_memreserve_init(self, cpu: int) -> Gen:
+        """``its_lpi_memreserve_init`` (v5.17+, from gic_init_bases): with EFI config tables
+        and an ITS, ``cpuhp_setup_state(CPUHP_AP_ONLINE_DYN, its_cpu_memreserve_lpi)``, which
+        runs the callback at once on the boot CPU (no hotplug thread exists yet)."""
+        k = self.k
+        if not efi.efi_enabled(k, efi.EFI_CONFIG_TABLES) or not self.nodes:
+            return 0
+        self.memreserve_state = CPUHP_AP_ONLINE_DYN
+        body = k.call(cpu, "its_cpu_memreserve_lpi", self.its_cpu_memreserve_lpi(cpu))
+        for fn in ("cpuhp_invoke_callback", "cpuhp_issue_call", "__cpuhp_setup_state_cpuslocked",
+                   "__cpuhp_setup_state"):  # fmt: skip
+            body = k.call(cpu, fn, body)
+        yield from body
+        return 0
+
+    def its_cpu_memreserve_lpi(self, cpu: int) -> Gen:
+        """``its_cpu_memreserve_lpi`` (v5.17+): once per CPU, free a preallocated pending table
+        or reserve this CPU's; the last CPU to boot removes the state."""
+        k = self.k
+        if cpu in self.memreserve_done:
+            return 0
+        ret = 0
+        page = self.pend_page.get(cpu)
+        if page is None:
+            k.warn_on(cpu, "its_cpu_memreserve_lpi:pending", ITS_FILE, LINE_MEMRESERVE_PENDING, 1, 0)
+            ret = -ENOMEM
+        elif cpu in self.pendtable_preallocated:
+            k.alloc.free_pages(page)  # type: ignore[union-attr]
+            self.pend_page[cpu] = None
+        else:
+            rc = self.gic_reserve_range(k.drivers["phys"](page), self.LPI_PENDBASE_SZ)
+            if rc:
+                k.warn_on(cpu, "its_cpu_memreserve_lpi:pending", ITS_FILE, LINE_MEMRESERVE_PENDING,
+                          rc, self.LPI_PENDBASE_SZ)  # fmt: skip
+        # cpus_booted_once_mask == cpu_possible_mask: schedule the cleanup work
+        if set(k.boots) | {cpu} >= set(range(len(k.possible_cpus))):
+            self.memreserve_state = None
+        self.memreserve_done.add(cpu)
+        yield from k.cost("irq_handler")
+        return ret
+
+    def its_set_affinity(self, cpu: int, hwirq: int, target: int) -> Gen:
+        """``its_set_affinity`` of an unmanaged LPI (``irq_migrate_all_off_this_cpu`` on a
+        dying CPU): MOVI to the new collection (+ SYNC), counts moved."""
+        dev = self.lpi_dev.get(hwirq)
+        if dev is None:
+            return
+        event = hwirq - dev.lpi_base
+        old = dev.col_map[event]
+        if old == target:
+            return
+        self.lpi_count[old] = self.lpi_count.get(old, 1) - 1
+        self.lpi_count[target] = self.lpi_count.get(target, 0) + 1
+        # its_build_movi_cmd returns the event's current (old) collection for the SYNC
+        yield from self.its_send_single_command(
+            cpu, dev.its, C.Movi(DeviceID=dev.device_id, EventID=event, ICID=target),
+            sync=dev.its.collections[old], why="its_send_movi",
+        )  # fmt: skip
+        dev.col_map[event] = target
+
     def redist_disable_lpis(self, cpu: int) -> Gen:
         """``redist_disable_lpis``."""
         k, rbase, why = self.k, self.rd(cpu), "redist_disable_lpis"
@@ -657,10 +729,14 @@ class ItsDriver:
             else:
                 owner = k.owner("lpi-pend", f"LPI pending table of CPU{cpu}", dma=True, reused=True)
                 k.guest.regions.claim(paddr, self.LPI_PENDBASE_SZ, owner)
-            page = self.pend_page.get(cpu)
-            if page is not None:
-                k.alloc.free_pages(page)  # type: ignore[union-attr]
-            self.pend_page[cpu] = None
+            if k.variant.pending_reserve_site == "its_cpu_memreserve_lpi":
+                # v5.17+: flag it; its_cpu_memreserve_lpi frees the preallocated page later
+                self.pendtable_preallocated.add(cpu)
+            else:
+                page = self.pend_page.get(cpu)
+                if page is not None:
+                    k.alloc.free_pages(page)  # type: ignore[union-attr]
+                self.pend_page[cpu] = None
         else:
             page = self.pend_page[cpu]
             assert page is not None
@@ -707,7 +783,10 @@ class ItsDriver:
             val |= GICR_CTLR_ENABLE_LPIS
             yield from k.writel(rbase + GICR_CTLR, val, why)
         self.lpi_enabled[cpu] = True
-        kind = "allocated" if self.pend_page.get(cpu) is not None else "reserved"
+        if k.variant.pending_reserve_site == "its_cpu_memreserve_lpi":
+            kind = "reserved" if cpu in self.pendtable_preallocated else "allocated"
+        else:
+            kind = "allocated" if self.pend_page.get(cpu) is not None else "reserved"
         k.log(f"GICv3: CPU{cpu}: using {kind} LPI pending table @0x{paddr:016x}", cpu)
 
     def its_cpu_init_collections(self, cpu: int) -> Gen:
@@ -903,6 +982,7 @@ class ItsDriver:
         self.lpi_count[target_cpu] = self.lpi_count.get(target_cpu, 0) + 1
         dev.col_map[event] = target_cpu
         self.lpi_owner[hwirq] = (name, event)
+        self.lpi_dev[hwirq] = dev
         col = dev.its.collections[target_cpu]
         yield from self.its_send_single_command(
             cpu, dev.its, C.Mapti(DeviceID=dev.device_id, EventID=event, pINTID=hwirq, ICID=target_cpu),

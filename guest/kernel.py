@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from guest.cpu import Cost, MmioRead, MmioWrite, SysregRead, SysregWrite
 from guest.image import CALL_SITES, SYMBOLS, Image, ImageLayout
 from guest.memblock import Memblock, PageAllocator
-from guest.printk import Frame, SplatRegs, Splats, Taint
+from guest.printk import TAINT_FLAGS, TAINT_FLAGS_5_19, Frame, SplatRegs, Splats, Taint
 from guest.regions import Owner
 from guest.variants import KernelVariant
 
@@ -83,7 +83,7 @@ class Kernel:
         self.image = Image(ImageLayout(spec.kernel_addr))
         self.memblock = Memblock(guest.regions)
         self.alloc: PageAllocator | None = None
-        self.taint = Taint()
+        self.taint = Taint(table=TAINT_FLAGS_5_19 if variant.taint_flags == 19 else TAINT_FLAGS)
         self.splats = Splats(
             guest.printk,
             self.taint,
@@ -109,6 +109,11 @@ class Kernel:
         }
         self.acpi_disabled = True
         self.xen_domain = False
+        self.xen: Any = None  # guest.xen_enlighten.XenGuest once xen_early_init found Xen
+        #: the task a CPU runs when it is not its idle task: cpu -> (pid, comm)
+        self.current: dict[int, tuple[int, str]] = {}
+        #: how many times each CPU was brought up (cpu_up events of a hotplug are distinct)
+        self.boots: dict[int, int] = {}
         self.kdump = False
         self.warnings: list[dict[str, Any]] = []
         self.machine_model = ""
@@ -121,7 +126,12 @@ class Kernel:
         self.guest.printk.emit(level, text, cpu)
 
     def comm(self, cpu: int) -> str:
-        return f"swapper/{cpu}"
+        cur = self.current.get(cpu)
+        return cur[1] if cur is not None else f"swapper/{cpu}"
+
+    def pid(self, cpu: int) -> int:
+        cur = self.current.get(cpu)
+        return cur[0] if cur is not None else self.PID_IDLE
 
     def owner(self, kind: str, label: str, dma: bool = False, reused: bool = False) -> Owner:
         return Owner(kind, label, self.gen, dma=dma, reused=reused)
@@ -258,6 +268,8 @@ class Kernel:
         )
 
         p = PSR_Z_BIT | PSR_C_BIT | PSR_I_BIT | PSR_F_BIT | PSR_MODE_EL1h
+        if cpu in self.current:  # a kernel thread: process context, interrupts unmasked
+            return PSR_Z_BIT | PSR_C_BIT | PSR_MODE_EL1h
         if cpu != 0:
             p |= PSR_A_BIT
         return p
@@ -279,13 +291,11 @@ class Kernel:
         # x0: the int return value as w0 leaves it (upper half zero), x1: the size argument
         known = {0: x0 & 0xFFFF_FFFF, 1: x1, 28: cpu, 29: self.stack_pointer(cpu) + 0x10}
         regs = SplatRegs.build(self.pstate(cpu), trace[0], lr, self.stack_pointer(cpu), known)
-        self.splats.warn(cpu, self.PID_IDLE, self.comm(cpu), file, line, regs, trace)
-        self.warnings.append(
-            {"cpu": cpu, "file": file, "line": line, "function": fn, "gen": self.gen}
-        )
-        self.guest.port_record(
-            "warning", {"cpu": cpu, "file": file, "line": line, "function": fn, "gen": self.gen}
-        )
+        self.splats.warn(cpu, self.pid(cpu), self.comm(cpu), file, line, regs, trace)
+        rec = {"cpu": cpu, "file": file, "line": line, "function": fn, "gen": self.gen,
+               "pid": self.pid(cpu), "comm": self.comm(cpu)}  # fmt: skip
+        self.warnings.append(rec)
+        self.guest.port_record("warning", dict(rec))
 
 
 def _align(x: int, a: int) -> int:

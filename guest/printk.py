@@ -42,7 +42,10 @@ TAINT_FLAGS: tuple[tuple[str, str], ...] = (
     ("AUX", "X"),
     ("RANDSTRUCT", "T"),
 )
-TAINT_NAMES = tuple(n for n, _ in TAINT_FLAGS)
+#: v5.19 added TAINT_TEST ('N') after 'T': 6.1's "Tainted: G        W          " (the real
+#: kexec-dt-noefi.log) has one more column than 5.15's.
+TAINT_FLAGS_5_19: tuple[tuple[str, str], ...] = (*TAINT_FLAGS, ("TEST", "N"))
+TAINT_NAMES = tuple(n for n, _ in TAINT_FLAGS_5_19)
 
 #: Filler for registers the model does not derive: "0xfi11e2" + register number, so a reader
 #: sees at once which values are modelled (x0, x1, x28, x29, sp, lr) and which are not.
@@ -112,6 +115,7 @@ class Taint:
     """``tainted_mask`` and v5.15 ``print_tainted``."""
 
     flags: set[str] = field(default_factory=set)
+    table: tuple[tuple[str, str], ...] = TAINT_FLAGS
 
     def add(self, name: str) -> None:
         if name not in TAINT_NAMES:
@@ -122,7 +126,7 @@ class Taint:
         if not self.flags:
             return "Not tainted"
         chars = []
-        for i, (name, letter) in enumerate(TAINT_FLAGS):
+        for i, (name, letter) in enumerate(self.table):
             if name in self.flags:
                 chars.append(letter)
             else:
@@ -130,7 +134,7 @@ class Taint:
         return "Tainted: " + "".join(chars)
 
     def letters(self) -> str:
-        return "".join(letter for name, letter in TAINT_FLAGS if name in self.flags)
+        return "".join(letter for name, letter in self.table if name in self.flags)
 
 
 @dataclass(frozen=True)

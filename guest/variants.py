@@ -2,8 +2,17 @@
 
 ``gic_reserve_range`` (drivers/irqchip/irq-gic-v3-its.c) is the function the 2022 patch
 changed; a variant names the early returns it takes before the v5.15 body
-(``efi_enabled(EFI_CONFIG_TABLES) ? efi_mem_reserve_persistent() : 0``). Only ``v5.15`` is
-exercised by this issue; the Xen variants of the next issue are entries here, not forks.
+(``efi_enabled(EFI_CONFIG_TABLES) ? efi_mem_reserve_persistent() : 0``):
+
+* ``v5.15`` — the body as is;
+* ``v5.15+xen-skip-reserve`` — Leo Yan's 2022 patch: ``if (xen_domain()) return 0;`` first;
+* ``v6.1`` — v5.17+ code: the pending-table reservation moved to ``its_cpu_memreserve_lpi``,
+  the CPUHP_AP_ONLINE_DYN callback ``its_lpi_memreserve_init`` registers (per-CPU flags
+  RD_LOCAL_*), oops_id gone, the v5.19 GICv3 banner and 19 taint flags;
+* ``v6.2+efi-paravirt`` — v6.1 plus EFI_PARAVIRT set from /hypervisor/uefi (d85e3e349407),
+  which ``gic_reserve_range`` never consults, so nothing changes for the GIC.
+
+What the sheets mark UNVERIFIED is listed by :func:`predictions` and reported as such.
 """
 
 from __future__ import annotations
@@ -38,6 +47,11 @@ class KernelVariant:
     #: f4dc7fffa987; 32-byte seed in EFI_ACPI_RECLAIM_MEMORY; no "seeding" line, 196dff2712ca).
     efi_stub: Literal["5.15", "6.1"] = "5.15"
     prediction: str = ""  # non-empty: modelled from the sheet, not a source read
+    #: print_tainted's flag count: 18 in v5.15, 19 from v5.19 (TAINT_TEST 'N').
+    taint_flags: Literal[18, 19] = 18
+    #: efi_get_fdt_params sets EFI_PARAVIRT when the parameters come from /hypervisor/uefi
+    #: (d85e3e349407, v6.2; backported to 5.15.162).
+    efi_paravirt: bool = False
 
 
 VARIANTS: dict[str, KernelVariant] = {
@@ -60,6 +74,7 @@ VARIANTS: dict[str, KernelVariant] = {
             gicv3_banner="5.19",
             efi_stub="6.1",
             prediction="pending-table reservation path modelled from linux-gicv3-its.md §2.11",
+            taint_flags=19,
         ),
         KernelVariant(
             "v6.2+efi-paravirt",
@@ -71,9 +86,38 @@ VARIANTS: dict[str, KernelVariant] = {
             gicv3_banner="5.19",
             efi_stub="6.1",
             prediction="EFI_PARAVIRT does not reach gic_reserve_range (sheet §4.3, inference)",
+            taint_flags=19,
+            efi_paravirt=True,
         ),
     )
 }
+
+
+#: Model-wide predictions (the fact sheets mark these UNVERIFIED), by the variants they touch.
+PREDICTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "WARN line of its_setup_lpi_prop_table's gic_reserve_range is 2250 (sheet §9: ≈2250?)",
+        ("v5.15", "v5.15+xen-skip-reserve", "v6.1", "v6.2+efi-paravirt"),
+    ),
+    (
+        "its_cpu_memreserve_lpi's WARN at irq-gic-v3-its.c:5239 (the v5.17 line; 6.x not read), "
+        "its frames, offsets and the cpuhp/N PIDs (sheet §2.11: UNVERIFIED exact frames)",
+        ("v6.1", "v6.2+efi-paravirt"),
+    ),
+    (
+        "under Xen ACPI dom0 the warnings remain on current kernels (sheet §7: UNVERIFIED by a "
+        "real log)",
+        ("v6.1", "v6.2+efi-paravirt"),
+    ),
+)
+
+
+def predictions(name: str) -> list[str]:
+    """The predictions (not source-read facts) a run of kernel ``name`` rests on."""
+    v = variant(name)
+    out = [v.prediction] if v.prediction else []
+    out += [text for text, names in PREDICTIONS if name in names]
+    return out
 
 
 def variant(name: str) -> KernelVariant:
