@@ -88,6 +88,9 @@ def _start_kernel(k: Kernel) -> Gen:
     console_init(k, cpu)
     yield from g.arch_timer_starting_cpu(k, cpu)
     yield from k.cost("time_init_to_early_initcalls")
+    # rest_init -> kernel_init (PID 1, still "swapper/0" until it execs /init) runs the
+    # initcalls and smp_init; the boot CPU's idle task takes over when it is done
+    k.current[cpu] = (1, "swapper/0")
     yield from early_initcalls(k, cpu)
     yield from k.cost("early_initcalls_to_smp")
     yield from smp_init(k, cpu)
@@ -95,6 +98,7 @@ def _start_kernel(k: Kernel) -> Gen:
         yield from k.call(cpu, "xenbus_init", xen_enlighten.xenbus_init(k, cpu))
     yield from k.cost("smp_to_initcalls")
     yield from g.probe_devices(k, cpu)
+    k.current.pop(cpu, None)
     k.status = "booted"
     g.kernel_booted(k)
     while True:  # cpu_startup_entry -> do_idle

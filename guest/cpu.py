@@ -36,6 +36,8 @@ every exit's ``ctx`` and is restored from every Entry's ``ctx``:
 * ``Kick`` from Xen, or the LRs' maintenance interrupt rising (``maintenance_level``): an
   ``irq`` exit at the vCPU's next step (at once while it computes or waits for another CPU),
   never twice in a row without the vCPU making progress. Kicks that cross an exit are ignored.
+  A "step" is a request that traps, computes or waits; ICC_* accesses served by the list
+  registers are not steps (so an IRQ handler's IAR..EOI runs without an exit in between).
 * hvc0 console output (hvc_console_print -> dom0_write_console): before serving a request, a
   CPU holding the console lock writes pending printk text with CONSOLEIO_write hypercalls.
 """
@@ -209,15 +211,17 @@ class CpuRuntime:
 
     # -- control ---------------------------------------------------------------------------
 
-    def start(self, gen: Gen, port: GuestPort) -> None:
-        """Run ``gen`` as this CPU's main context from now (power-on or kexec entry)."""
+    def start(self, gen: Gen, port: GuestPort, fresh_interface: bool = True) -> None:
+        """Run ``gen`` as this CPU's main context from now (power-on or kexec entry). Under
+        Xen a vCPU brought up (CPU_ON) starts with a reset virtual CPU interface; a kexec
+        jump (``fresh_interface`` False) keeps the list registers Xen gave it."""
         self.stack = [gen]
         self.frames = []
         self.state = "running"
         self.waiting = ()
         if self.virt:
-            # PSCI CPU_ON / power-on: the vCPU's interface starts from reset
-            self.lr = ListRegisters(self.lr.num_lrs if self.lr is not None else 4)
+            if fresh_interface or self.lr is None:
+                self.lr = ListRegisters(self.lr.num_lrs if self.lr is not None else 4)
             self.exit_out, self.stash, self.exit_pending, self.deferred = None, None, "", False
         self._resume(None, port)
 
@@ -526,7 +530,8 @@ class CpuRuntime:
     def _serve_virt(self, req: Any, port: GuestPort, fresh: bool) -> tuple[bool, Any]:
         """Serve ``req`` as dom0's vCPU (see the module docstring)."""
         o = self.owner
-        if fresh and self._prelude(req, port):
+        local = isinstance(req, SysregRead | SysregWrite) and req.reg not in TRAPPED_SYSREGS
+        if fresh and not local and self._prelude(req, port):  # ICC_* accesses run on
             return False, None
         if isinstance(req, MmioRead | MmioWrite):
             write = isinstance(req, MmioWrite)

@@ -30,7 +30,7 @@ from gic.list_registers import ListRegisters
 from gic.port import Ram
 from guest.bootinfo import REAL_INITRD_SIZE, BootInfo
 from guest.cpu import Cost, CpuRuntime, GuestPort, Hypercall
-from guest.kernel import BootSpec, Kernel, UndefinedInstruction
+from guest.kernel import BootSpec, Kernel, KernelBug, UndefinedInstruction
 from guest.printk import Frame, Printk, SplatRegs
 from guest.regions import Owner, RegionMap
 from guest.variants import predictions, variant
@@ -397,7 +397,7 @@ class Guest:
         from guest.boot import start_kernel
 
         assert self._port is not None
-        self.cpus[0].start(start_kernel(k), self._port)
+        self.cpus[0].start(start_kernel(k), self._port, fresh_interface=gen == 1)
         return k
 
     def boot_next_generation(
@@ -526,12 +526,46 @@ class Guest:
         k = self.kernel
         if isinstance(exc, UndefinedInstruction) and k is not None:
             return self._oops_undef(k, cpu, exc)
+        if isinstance(exc, KernelBug) and k is not None:
+            return self._oops_bug(k, cpu, exc)
         self.errors.append(f"cpu{cpu}: {type(exc).__name__}: {exc}")
         if self._port is not None:
             self._port.record("guest-error", {"cpu": cpu, "error": f"{type(exc).__name__}: {exc}"})
         if k is not None:
             k.status = "error"
         return None
+
+    def _oops_bug(self, k: Kernel, cpu: int, exc: KernelBug) -> Gen:
+        """``BUG_ON`` in a modelled function: report_bug ("kernel BUG at ..."), arm64 die
+        ("Internal error: Oops - BUG: 0"), then the task's death: panic for the idle task or
+        init ("Attempted to kill the idle task!" / "Attempted to kill init!")."""
+        from guest.image import BRK_SITES
+
+        fn, off = BRK_SITES.get(f"{exc.function}:bug", (exc.function, 0))
+        path = exc.frames[:-1] if exc.frames and exc.frames[-1] == fn else exc.frames
+        trace = k.backtrace(path, fn, off)
+        regs = SplatRegs.build(k.pstate(cpu), trace[0], k.frame(fn, off - 4),
+                               k.stack_pointer(cpu), {28: cpu})  # fmt: skip
+        base = k.image.addr(fn) + off
+        code = [int.from_bytes(self.ram.read(base + 4 * i, 4), "little") for i in range(-4, 1)]
+        k.splats.bug(cpu, exc.file, exc.line)
+        err_fmt = "x" if k.variant.undef_in_kernel == "bug" else "016lx"
+        k.splats.die(cpu, k.pid(cpu), k.comm(cpu), "Oops - BUG", 0, regs, trace, code, err_fmt)
+        others = sorted(c for c in k.online if c != cpu)
+        if others:
+            k.log("SMP: stopping secondary CPUs", cpu, "emerg")
+            for c in others:
+                self.cpus[c].stop("dead")
+        reason = "Attempted to kill the idle task!" if k.pid(cpu) == 0 else "Fatal exception"
+        k.splats.panic(cpu, reason)
+        k.status = "panic"
+        if k.gen > 1 and self._kexec_log_start is not None:
+            self.kexec_state["outcome"] = "panic"
+        self.port_record("panic", {"cpu": cpu, "gen": k.gen, "reason": reason,
+                                   "bug": f"{exc.file}:{exc.line}"})  # fmt: skip
+        self.cpus[cpu].state = "dead"
+        return
+        yield  # pragma: no cover
 
     def _oops_undef(self, k: Kernel, cpu: int, exc: UndefinedInstruction) -> Gen:
         """An undefined instruction in the kernel: v5.15 BUG in do_undefinstr (or the v5.19+

@@ -162,6 +162,8 @@ SYMBOLS: dict[str, Symbol] = {
         Symbol("smpboot_thread_fn", "text", 0x08_6200, 0x290),
         Symbol("kthread", "text", 0x07_E4C0, 0x130),
         Symbol("ret_from_fork", "text", 0x01_1E80, 0x10),
+        # arch/arm/xen/enlighten.c (estimates)
+        Symbol("xen_starting_cpu", "text", 0x02_C6A0, 0x120),
         # .init.text (offsets from __init_begin)
         Symbol("__primary_switched", "inittext", 0x00_0400, 0xC4),
         Symbol("start_kernel", "inittext", 0x00_1200, 0x790),
@@ -179,6 +181,7 @@ SYMBOLS: dict[str, Symbol] = {
         Symbol("its_init", "inittext", 0x09_A9B0, 0x70C),
         Symbol("smp_init", "inittext", 0x01_F2E0, 0x98),
         Symbol("its_lpi_memreserve_init", "inittext", 0x09_B100, 0x6C),
+        Symbol("xen_guest_init", "inittext", 0x02_3A40, 0x2C8),
     )
 }
 
@@ -223,6 +226,8 @@ CALL_SITES: dict[tuple[str, str], int] = {
     ("kthread", "smpboot_thread_fn"): 0x118,
     ("smpboot_thread_fn", "cpuhp_thread_fun"): 0x1A8,
     ("cpuhp_thread_fun", "cpuhp_invoke_callback"): 0x130,
+    ("cpuhp_invoke_callback", "xen_starting_cpu"): 0x19C,
+    ("cpuhp_issue_call", "xen_starting_cpu"): 0x138,
 }
 
 #: WARN/BUG sites: (function, offset of the BRK). its_cpu_init+0x814 is the 5.15.23 splat.
@@ -233,6 +238,8 @@ BRK_SITES: dict[str, tuple[str, int]] = {
     "its_cpu_init:pending-not-reserved": ("its_cpu_init", 0x74C),
     "do_undefinstr:bug": ("do_undefinstr", 0x114),
     "its_cpu_memreserve_lpi:pending": ("its_cpu_memreserve_lpi", 0xD8),
+    "xen_starting_cpu:bug": ("xen_starting_cpu", 0xEC),
+    "xen_guest_init:bug": ("xen_guest_init", 0x2C4),
 }
 
 # The words the loader puts at each symbol (AArch64 encodings).

@@ -634,7 +634,9 @@ class ItsDriver:
         ret = 0
         page = self.pend_page.get(cpu)
         if page is None:
-            k.warn_on(cpu, "its_cpu_memreserve_lpi:pending", ITS_FILE, LINE_MEMRESERVE_PENDING, 1, 0)
+            k.warn_on(
+                cpu, "its_cpu_memreserve_lpi:pending", ITS_FILE, LINE_MEMRESERVE_PENDING, 1, 0
+            )
             ret = -ENOMEM
         elif cpu in self.pendtable_preallocated:
             k.alloc.free_pages(page)  # type: ignore[union-attr]

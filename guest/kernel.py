@@ -44,6 +44,19 @@ class KernelPanic(Exception):
     """panic(): the CPU stops (after the message is printed)."""
 
 
+class KernelBug(Exception):
+    """``BUG()`` / ``BUG_ON()`` fired in modelled function ``function`` (file:line): the
+    guest prints report_bug's lines and the Oops, then the task dies (guest.on_exception)."""
+
+    def __init__(self, cpu: int, function: str, file: str, line: int, frames: list[str]) -> None:
+        super().__init__(f"cpu{cpu}: kernel BUG at {file}:{line} in {function}")
+        self.cpu = cpu
+        self.function = function
+        self.file = file
+        self.line = line
+        self.frames = frames
+
+
 @dataclass
 class BootSpec:
     """How this generation was entered (x0 = DTB) and where its pieces are."""

@@ -155,7 +155,11 @@ def _secondary(k: Kernel, cpu: int) -> Gen:
         if k.xen is not None and k.xen.starting_state:  # CPUHP_AP_ARM_XEN_STARTING
             from guest.xen_enlighten import xen_starting_cpu
 
-            yield from k.call(cpu, "xen_starting_cpu", xen_starting_cpu(k, cpu))
+            chain = k.call(cpu, "xen_starting_cpu", xen_starting_cpu(k, cpu))
+            for fn in ("cpuhp_invoke_callback", "cpuhp_invoke_callback_range",
+                       "notify_cpu_starting"):  # fmt: skip
+                chain = k.call(cpu, fn, chain)
+            yield from chain
         if k.guest.virt:
             yield from gic.ipi_setup(cpu)
     yield from k.cost("secondary_gic_to_online")

@@ -105,6 +105,11 @@ PREDICTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("v6.1", "v6.2+efi-paravirt"),
     ),
     (
+        "the BUG lines of arch/arm/xen/enlighten.c (xen_starting_cpu :176, xen_guest_init :439) "
+        "are estimates; only a refused hypercall reaches them",
+        ("v5.15", "v5.15+xen-skip-reserve", "v6.1", "v6.2+efi-paravirt"),
+    ),
+    (
         "under Xen ACPI dom0 the warnings remain on current kernels (sheet §7: UNVERIFIED by a "
         "real log)",
         ("v6.1", "v6.2+efi-paravirt"),

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from guest.cpu import Hypercall
+from guest.kernel import KernelBug
 from guest.regions import Owner
 from transport.abi import (
     __HYPERVISOR_console_io,
@@ -61,6 +62,12 @@ from transport.abi import (
 
 if TYPE_CHECKING:
     from guest.kernel import Kernel
+
+ENLIGHTEN_C = "arch/arm/xen/enlighten.c"
+#: Lines of ``BUG_ON(err)`` in xen_starting_cpu and of ``BUG()`` after XENMEM_add_to_physmap in
+#: xen_guest_init in v5.15: estimates (not read; guest/variants.py PREDICTIONS).
+LINE_STARTING_CPU_BUG = 176
+LINE_GUEST_INIT_BUG = 439
 
 Gen = Generator[Any, Any, Any]
 
@@ -132,9 +139,19 @@ def _arg_owner(k: Kernel) -> Owner:
     return k.owner("xen-arg", "hypercall arguments (kernel stack/per-CPU data)", dma=True)
 
 
+def _slot(k: Kernel, cpu: int) -> int:
+    """This CPU's argument slot, (re)claimed for hypercall arguments: the memblock
+    reservation of the image (arm64_memblock_init) claims the whole image after
+    xen_early_init made its first call."""
+    addr = k.xen.slot(cpu)
+    if k.guest.regions.owner_at(addr).kind != "xen-arg":
+        k.guest.regions.claim(k.xen.slots, XEN_SLOT * len(k.guest.cpus), _arg_owner(k))
+    return addr
+
+
 def put_arg(k: Kernel, cpu: int, data: bytes, why: str) -> int:
     """Store a hypercall's argument struct in this CPU's slot; its guest-physical address."""
-    addr = k.xen.slot(cpu)
+    addr = _slot(k, cpu)
     k.ram_write(addr, data, _arg_owner(k), why)
     return addr
 
@@ -259,9 +276,9 @@ def xen_guest_init(k: Kernel, cpu: int) -> Gen:
     )  # fmt: skip
     ret = yield from hypercall(k, cpu, __HYPERVISOR_memory_op, (XENMEM_add_to_physmap, arg),
                                "xen_guest_init")  # fmt: skip
-    if ret:
-        k.log("kernel BUG at arch/arm/xen/enlighten.c: XENMEM_add_to_physmap failed", cpu, "crit")
-        return
+    if ret:  # BUG()
+        raise KernelBug(cpu, "xen_guest_init", ENLIGHTEN_C, LINE_GUEST_INIT_BUG,
+                        list(k.guest.cpus[cpu].frames))  # fmt: skip
     x.shared_info = page
     # xen_vcpu_info = alloc_percpu(struct vcpu_info)
     for c in range(len(k.possible_cpus)):
@@ -272,7 +289,10 @@ def xen_guest_init(k: Kernel, cpu: int) -> Gen:
     # request_percpu_irq(xen_events_irq, xen_arm_callback, "events", &xen_vcpu)
     # cpuhp_setup_state(CPUHP_AP_ARM_XEN_STARTING, ...): runs the callback on CPU0 now
     x.starting_state = True
-    yield from k.call(cpu, "xen_starting_cpu", xen_starting_cpu(k, cpu))
+    body = k.call(cpu, "xen_starting_cpu", xen_starting_cpu(k, cpu))
+    for fn in ("cpuhp_issue_call", "__cpuhp_setup_state_cpuslocked", "__cpuhp_setup_state"):
+        body = k.call(cpu, fn, body)
+    yield from body
 
 
 def gnttab_max_grant_frames(k: Kernel, cpu: int) -> Gen:
@@ -351,8 +371,8 @@ def xen_starting_cpu(k: Kernel, cpu: int) -> Gen:
         err = yield from hypercall(k, cpu, __HYPERVISOR_vcpu_op,
                                    (VCPUOP_register_vcpu_info, cpu, arg), "xen_starting_cpu")  # fmt: skip
         if err:  # BUG_ON(err)
-            k.log(f"kernel BUG: VCPUOP_register_vcpu_info failed ({err})", cpu, "crit")
-            return
+            raise KernelBug(cpu, "xen_starting_cpu", ENLIGHTEN_C, LINE_STARTING_CPU_BUG,
+                            list(k.guest.cpus[cpu].frames))  # fmt: skip
         x.registered.add(cpu)
     # after_register_vcpu_info: enable_percpu_irq(xen_events_irq, 0)
     yield from k.drivers["gic"].enable_ppi(cpu, x.events_irq)
@@ -426,7 +446,7 @@ def hvc_chunks(text: bytes) -> list[bytes]:
 
 def console_write_call(k: Kernel, cpu: int, chunk: bytes) -> Hypercall:
     """``dom0_write_console``: the chunk in this CPU's buffer, CONSOLEIO_write."""
-    addr = k.xen.slot(cpu) + XEN_SLOT_BUF
+    addr = _slot(k, cpu) + XEN_SLOT_BUF
     k.ram_write(addr, chunk, _arg_owner(k), "hvc_console_print")
     return Hypercall(__HYPERVISOR_console_io, (CONSOLEIO_write, len(chunk), addr),
                      "dom0_write_console")  # fmt: skip

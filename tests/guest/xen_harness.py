@@ -48,7 +48,8 @@ class XenRun:
             "delivered": self.guest.result()["lpis_delivered_total"],
             # coalesced in the physical redistributor or in Xen's pending_irq
             "coalesced": c["lpis_coalesced"] + c.get("lpis_coalesced_physical", 0),
-            "dropped": c["lpis_dropped_unmapped"] + c["lpis_dropped_vgic"]
+            "dropped": c["lpis_dropped_unmapped"]
+            + c["lpis_dropped_vgic"]
             + c.get("msis_dropped", 0),
         }
 
