@@ -21,17 +21,21 @@ import cosim
 from cosim import boot
 from cosim.scenario import Scenario, ScenarioError, load, parse_duration
 from cosim.scheduler import MS, Scheduler
-from guest.bootinfo import REAL_INITRD_SIZE, BootInfo, Device
+from guest.bootinfo import REAL_INITRD_SIZE, XEN_DOM0_KERNEL_LOAD, BootInfo, Device
 from guest.guest import Guest
 from hypervisor.baremetal import BareMetalHost
 from hypervisor.devices import MsiDevice
 from hypervisor.machine import VirtMachine
-from transport.messages import PROTOCOL_VERSION, Envelope
+from hypervisor.xen import Xen
+from transport.messages import PROTOCOL_VERSION
 from transport.trace import TraceWriter
 
 #: Device register windows: the first 64 KiB pages of QEMU virt's 32-bit PCIe MMIO window.
 DEVICE_WINDOW_BASE = 0x1000_0000
 DEVICE_WINDOW_STRIDE = 0x1_0000
+#: Guest-physical space the dom0 model backs: its RAM banks, Xen's ACPI/EFI blob (at the grant
+#: table region, 0x40200000) and the host ACPI tables Xen maps 1:1 (0xbc43....).
+XEN_GUEST_SPACE = (0x4000_0000, 0x8000_0000)
 #: After the scenario's duration, devices stop raising and in-flight MSIs get this long to land.
 DRAIN_NS = 10 * MS
 #: The scheduler's link latency per message kind (ns): a bus access, a trap, memory.
@@ -64,7 +68,12 @@ class Simulation:
     devices: list[MsiDevice]
     machine: VirtMachine
     trace: TraceWriter | None = None
-    sent: list[Envelope] = field(default_factory=list)
+    actions: list[tuple[int, Any]] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.scheduler.start()
+        for t, token in self.actions:
+            self.scheduler.call_later(self.guest.name, t, token)
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
         """Run to the end of the duration, drain, and return the result object."""
@@ -84,14 +93,27 @@ class Simulation:
             self.trace.flush()
         return self.result()
 
+    def _exit(self, last_status: str) -> str:
+        crash = getattr(self.host, "crash", None)
+        if crash is not None:
+            return "xen_crash"
+        return "panic" if last_status == "panic" else "ok"
+
     def result(self) -> dict[str, Any]:
         g = self.guest.result()
         hc = self.host.counters
         raised = sum(d.raised for d in self.devices)
         delivered = g["lpis_delivered_total"]
         unexpected = len(g["unexpected_irqs"])
-        coalesced = hc.get("lpis_coalesced", 0)
-        dropped = hc.get("lpis_dropped", 0)
+        # Physical coalescing (the redistributor merges) and, under Xen, virtual coalescing
+        # (an LPI injected while still QUEUED or pending in an LR); drops by the ITS or Xen.
+        coalesced = hc.get("lpis_coalesced", 0) + hc.get("lpis_coalesced_physical", 0)
+        dropped = (
+            hc.get("lpis_dropped", 0)
+            + hc.get("msis_dropped", 0)
+            + hc.get("lpis_dropped_unmapped", 0)
+            + hc.get("lpis_dropped_vgic", 0)
+        )
         gens = g["generations"]
         last = gens[-1]["status"] if gens else "none"
         return {
@@ -114,7 +136,7 @@ class Simulation:
             "taint": g["taint"],
             "generations": gens,
             "host_counters": dict(hc),
-            "exit": "panic" if last == "panic" else "ok",
+            "exit": self._exit(last),
             "errors": g["errors"],
         }
 
@@ -135,43 +157,109 @@ def trace_header(sc: Scenario, machine: VirtMachine) -> dict[str, Any]:
     }
 
 
-def build(sc: Scenario, trace_path: str | None = None) -> Simulation:
-    """Components for the scenario, added to a fresh scheduler (not started)."""
-    if sc.host.kind != "baremetal":
-        raise UnsupportedScenario(f"{sc.path}: host.kind = {sc.host.kind!r}: not modelled yet")
+def _actions(sc: Scenario) -> list[tuple[int, Any]]:
+    """The scenario's actions as (time, guest timer token)."""
+    out: list[tuple[int, Any]] = []
     for i, a in enumerate(sc.actions):
-        if a.do != "kexec":
-            raise UnsupportedScenario(
-                f"{sc.path}: actions[{i}].do = {a.do!r}: not supported on bare metal yet; allowed: 'kexec'"
-            )
-    machine = VirtMachine.from_config(sc.machine)
-    if sc.guest.vcpus != machine.cpus:
-        raise UnsupportedScenario(
-            f"{sc.path}: guest.vcpus = {sc.guest.vcpus}: on bare metal the kernel runs on every pCPU "
-            f"(machine.pcpus = {machine.cpus})"
-        )
-    blobs = boot.blobs_for(sc, initrd_size=REAL_INITRD_SIZE)
+        t = parse_duration(a.at)
+        where = f"{sc.path}: actions[{i}]"
+        if a.do == "kexec":
+            out.append((t, ("kexec", {})))
+        elif a.do in ("cpu_offline", "cpu_online"):
+            if a.cpu is None or not 0 < a.cpu < sc.guest.vcpus:
+                raise ScenarioError(
+                    f"{where}.cpu = {a.cpu!r}: {a.do} needs a secondary CPU, 1..{sc.guest.vcpus - 1}"
+                )
+            out.append((t, (a.do, {"cpu": a.cpu})))
+        elif a.do in ("set_lpi_priority", "set_lpi_enable"):
+            if a.devid is None or a.event is None:
+                raise ScenarioError(f"{where}: {a.do} needs devid and event")
+            opts: dict[str, Any] = {"devid": a.devid, "event": a.event, "inv": a.inv}
+            if a.do == "set_lpi_priority":
+                if a.priority is None or not 0 <= a.priority <= 0xFF:
+                    raise ScenarioError(f"{where}.priority = {a.priority!r}: needs 0..255")
+                opts["priority"] = a.priority
+            else:
+                if a.enable is None:
+                    raise ScenarioError(f"{where}.enable: set_lpi_enable needs enable = true|false")
+                opts["enable"] = a.enable
+            out.append((t, ("set_lpi_property", opts)))
+        else:
+            raise UnsupportedScenario(f"{where}.do = {a.do!r}: not modelled yet")
+    return out
+
+
+def _devices(sc: Scenario, host: str) -> tuple[list[MsiDevice], tuple[Device, ...]]:
     devices: list[MsiDevice] = []
     infos: list[Device] = []
     for i, d in enumerate(sc.devices):
         name = d.name or f"dev{d.devid:#x}"
         window = DEVICE_WINDOW_BASE + i * DEVICE_WINDOW_STRIDE
         devices.append(
-            MsiDevice(name, devid=d.devid, events=d.events, msi_rate=d.msi_rate, window_base=window)
+            MsiDevice(
+                name,
+                devid=d.devid,
+                events=d.events,
+                msi_rate=d.msi_rate,
+                window_base=window,
+                host=host,
+            )
         )
         infos.append(Device(name, d.devid, d.events, window))
-    info = BootInfo.from_blobs(
-        blobs,
-        firmware=sc.host.boot,
-        ram_base=machine.ram_base,
-        ram_size=machine.ram_size,
-        cpus=machine.cpus,
-        devices=tuple(infos),
-        kernel=sc.guest.kernel,
-    )
-    actions = [(parse_duration(a.at), a.do) for a in sc.actions]
-    guest = Guest(info, actions=actions)
-    host = BareMetalHost(machine, devices=[d.window for d in devices])
+    return devices, tuple(infos)
+
+
+def build(sc: Scenario, trace_path: str | None = None) -> Simulation:
+    """Components for the scenario, added to a fresh scheduler (not started)."""
+    machine = VirtMachine.from_config(sc.machine)
+    actions = _actions(sc)
+    if sc.host.kind == "baremetal":
+        if sc.guest.vcpus != machine.cpus:
+            raise UnsupportedScenario(
+                f"{sc.path}: guest.vcpus = {sc.guest.vcpus}: on bare metal the kernel runs on every pCPU "
+                f"(machine.pcpus = {machine.cpus})"
+            )
+        devices, infos = _devices(sc, "host")
+        blobs = boot.blobs_for(sc, initrd_size=REAL_INITRD_SIZE)
+        info = BootInfo.from_blobs(
+            blobs,
+            firmware=sc.host.boot,
+            ram_base=machine.ram_base,
+            ram_size=machine.ram_size,
+            cpus=machine.cpus,
+            devices=infos,
+            kernel=sc.guest.kernel,
+        )
+        guest = Guest(info)
+        host: Any = BareMetalHost(machine, devices=[d.window for d in devices])
+    else:
+        if sc.guest.vcpus > machine.cpus:
+            raise UnsupportedScenario(
+                f"{sc.path}: guest.vcpus = {sc.guest.vcpus}: dom0's vCPUs are pinned one per pCPU "
+                f"(machine.pcpus = {machine.cpus})"
+            )
+        devices, infos = _devices(sc, "xen")
+        host = Xen(
+            machine,
+            vcpus=sc.guest.vcpus,
+            has_its=sc.host.has_its,
+            dom0_boot=sc.host.dom0_boot,
+            efi_memreserve=sc.host.efi_memreserve,
+            bootargs=sc.guest.bootargs or None,
+        )
+        info = BootInfo.from_blobs(
+            host.boot_blobs,
+            firmware="efi" if sc.host.dom0_boot == "acpi" else "dt",
+            ram_base=XEN_GUEST_SPACE[0],
+            ram_size=XEN_GUEST_SPACE[1],
+            cpus=sc.guest.vcpus,
+            kernel_addr=XEN_DOM0_KERNEL_LOAD,
+            devices=infos,
+            kernel=sc.guest.kernel,
+            efi_stub=False,
+            list_registers=machine.list_registers,
+        )
+        guest = Guest(info, name="dom0", host="xen")
     trace = TraceWriter(trace_path, trace_header(sc, machine)) if trace_path else None
     sched = Scheduler(
         seed=sc.run.seed, trace=trace, latency=lambda env: LINK_LATENCY_NS.get(env.msg.kind, 0)
@@ -180,7 +268,8 @@ def build(sc: Scenario, trace_path: str | None = None) -> Simulation:
     sched.add(guest)
     for d in devices:
         sched.add(d)
-    return Simulation(sc, sched, guest, host, devices, machine, trace)
+    sim = Simulation(sc, sched, guest, host, devices, machine, trace, actions=actions)
+    return sim
 
 
 def execute(
@@ -188,7 +277,7 @@ def execute(
 ) -> tuple[Simulation, dict[str, Any]]:
     sim = build(sc, trace_path)
     try:
-        sim.scheduler.start()
+        sim.start()
         result = sim.run(progress)
     finally:
         if sim.trace is not None:

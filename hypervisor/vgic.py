@@ -294,6 +294,10 @@ class Vgic:
         self.rdist_propbase = 0
         self.its_devices: dict[tuple[int, int], list[PendingIrq]] = {}
         self.crashed: XenCrash | None = None
+        #: vLPI arrivals merged into one already waiting (QUEUED again, or covered by an LR that
+        #: is still Pending): the interrupts the guest will never see separately. Counted
+        #: where the information is lost, not guessed at injection time from a stale LR view.
+        self.lpi_merges = 0
         self._cur: int | None = None
         self._injections: list[Injection] = []
         self._actions: list[HostAction] = []
@@ -481,12 +485,15 @@ class Vgic:
         if lrv & ICH_LR_STATE_ACTIVE:
             p.set(GIC_IRQ_GUEST_ACTIVE)
             if p.test(GIC_IRQ_GUEST_ENABLED) and p.test_and_clear(GIC_IRQ_GUEST_QUEUED):
+                if lrv & ICH_LR_STATE_PENDING and irq >= LPI_OFFSET:
+                    self.lpi_merges += 1  # Active+Pending already holds one more
                 if p.desc is None:
                     v.lrs[i] = gicv3_rewrite_lr(lrv, pending=True)
                 else:
                     self.log.emit("lr.hw_already_active", self.name(v.id), irq, self.name(v.id), i)
         elif lrv & ICH_LR_STATE_PENDING:
-            p.clear(GIC_IRQ_GUEST_QUEUED)
+            if p.test_and_clear(GIC_IRQ_GUEST_QUEUED) and irq >= LPI_OFFSET:
+                self.lpi_merges += 1  # the LR still Pending covers the new arrival
         else:
             v.lrs[i] = 0
             v.lr_mask &= ~(1 << i)
@@ -605,6 +612,8 @@ class Vgic:
             inj = Injection(virq, v.id, "dropped-offline")
             self._injections.append(inj)
             return inj
+        if n.test(GIC_IRQ_GUEST_QUEUED) and virq >= LPI_OFFSET:
+            self.lpi_merges += 1  # still queued from the last arrival
         n.set(GIC_IRQ_GUEST_QUEUED)
         if n.inflight_on is not None:
             self.gic_raise_inflight_irq(v, virq)
