@@ -152,3 +152,52 @@ def test_bad_scenarios_are_one_line(
     assert main(["run", str(p)]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and str(p) in err and expect in err
+
+
+# -- Xen dom0 (issue 4) -------------------------------------------------------------------------
+
+
+def _run(name: str) -> dict:
+    return execute(load(CONFIGS / f"{name}.toml"))[1]
+
+
+def test_xen_acpi_dom0_warns_33_times_from_the_modelled_paths() -> None:
+    r = _run("xen-dom0-acpi")
+    warns = [x for x in r["log"] if "WARNING: CPU:" in x]
+    assert len(warns) == 33 == len(r["warnings"])
+    # The property table's on CPU0 first (its_setup_lpi_prop_table), then one per CPU at :3074.
+    assert r["warnings"][0]["cpu"] == 0 and r["warnings"][0]["function"] != "its_cpu_init"
+    assert [(w["cpu"], w["line"], w["function"]) for w in r["warnings"][1:]] == [
+        (cpu, 3074, "its_cpu_init") for cpu in range(32)
+    ]
+    assert warns[1].endswith(
+        "WARNING: CPU: 0 PID: 0 at drivers/irqchip/irq-gic-v3-its.c:3074 its_cpu_init+0x814/0xae0"
+    )
+    assert sum("Not tainted" in x for x in r["log"]) == 1  # only the first splat
+    assert sum("Tainted: G        W" in x for x in r["log"]) == 32
+    _accounted(r)
+
+
+def test_the_patch_silences_every_warning_and_boots_all_cpus() -> None:
+    r = _run("xen-dom0-acpi-patched")
+    assert r["warnings"] == [] and not any("WARNING" in x for x in r["log"])
+    assert r["generations"][0]["cpus_online"] == list(range(32))
+    _accounted(r)
+
+
+def test_xen_memreserve_table_removes_the_warnings() -> None:
+    r = _run("xen-dom0-acpi-memreserve")
+    assert r["warnings"] == []
+
+
+def test_no_its_dom0_prints_no_its_and_no_lpi_line() -> None:
+    r = _run("xen-dom0-no-its")
+    assert not any("ITS" in x or "LPI" in x for x in r["log"])
+    assert r["warnings"] == [] and r["lpis_raised"] == 0
+
+
+def test_one_list_register_still_accounts_for_every_msi() -> None:
+    r = _run("xen-dom0-acpi-lr1")
+    _accounted(r)
+    assert r["lpis_pending"] == 0 and r["lpis_coalesced"] > 0
+    assert r["host_counters"]["lr_overflows"] > 0  # UIE was needed
