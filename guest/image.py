@@ -22,8 +22,11 @@ Symbols. :data:`SYMBOLS` is the modelled kernel's symbol layout: the functions t
 "executes" with their section, offset and size. Sizes are from the real logs where they
 show them (``%pS``: free_lpi_range 0xf0, __list_add_valid 0xb4, its_init 0x70c,
 gic_init_bases 0x5b4, gic_of_init 0x274, of_irq_init 0x398, irqchip_init 0x48, init_IRQ 0xcc,
-start_kernel 0x790, __primary_switched 0xc4 from the 6.1 crash; its_cpu_init 0xae0 from the
-5.15.23 splat of the 2022 report); offsets are estimates in link order (init/ kernel/ mm/
+start_kernel 0x790, __primary_switched 0xc4 from the 6.1 crash; its_cpu_init 0xae0 and the
+secondary bring-up path (gic_starting_cpu 0x90, cpuhp_invoke_callback 0x5b0,
+cpuhp_invoke_callback_range 0xf0, notify_cpu_starting 0xdc, secondary_start_kernel 0x170,
+__secondary_switched 0x98, and the call-site offsets of that path) from the 5.15.23 splat of the
+2022 report, the build the WARN sites belong to); offsets are estimates in link order (init/ kernel/ mm/
 drivers/ lib/, __init code in .init.text). The one placement the logs constrain is
 __list_add_valid: kexec-dt-noefi.log's second kernel, loaded at 0x42000000, died on its first
 instruction after the property table at 0x425c0000 was reset, so it lies in image offsets
@@ -138,13 +141,13 @@ SYMBOLS: dict[str, Symbol] = {
         Symbol("el1_undef", "text", 0x03_4E10, 0x30),
         Symbol("el1h_64_sync_handler", "text", 0x03_5020, 0xA8),
         Symbol("el1h_64_sync", "text", 0x01_1400, 0x7C),
-        Symbol("cpuhp_invoke_callback", "text", 0x05_A9C0, 0x3D0),
-        Symbol("cpuhp_invoke_callback_range", "text", 0x05_AD90, 0xC0),
-        Symbol("notify_cpu_starting", "text", 0x05_C260, 0xB0),
-        Symbol("secondary_start_kernel", "text", 0x02_9D70, 0x164),
-        Symbol("__secondary_switched", "text", 0x00_1A00, 0xA4),
+        Symbol("cpuhp_invoke_callback", "text", 0x05_A9C0, 0x5B0),
+        Symbol("cpuhp_invoke_callback_range", "text", 0x05_AF70, 0xF0),
+        Symbol("notify_cpu_starting", "text", 0x05_C260, 0xDC),
+        Symbol("secondary_start_kernel", "text", 0x02_9D70, 0x170),
+        Symbol("__secondary_switched", "text", 0x00_1A00, 0x98),
         Symbol("free_lpi_range", "text", 0x50_7E30, 0xF0),
-        Symbol("gic_starting_cpu", "text", 0x50_5F90, 0x50),
+        Symbol("gic_starting_cpu", "text", 0x50_5F90, 0x90),
         Symbol("its_cpu_init", "text", 0x50_9C10, 0xAE0),
         Symbol("its_msi_prepare", "text", 0x50_BD80, 0x140),
         Symbol("its_irq_domain_alloc", "text", 0x50_C5E0, 0x1D0),
@@ -155,7 +158,7 @@ SYMBOLS: dict[str, Symbol] = {
         # v5.17+ memreserve path and the hotplug thread (estimates; a prediction, see
         # guest/variants.py PREDICTIONS)
         Symbol("its_cpu_memreserve_lpi", "text", 0x50_A700, 0x120),
-        Symbol("cpuhp_issue_call", "text", 0x05_AE50, 0x1B0),
+        Symbol("cpuhp_issue_call", "text", 0x05_B060, 0x1B0),
         Symbol("__cpuhp_setup_state_cpuslocked", "text", 0x05_B300, 0x2A0),
         Symbol("__cpuhp_setup_state", "text", 0x05_B5A0, 0x120),
         Symbol("cpuhp_thread_fun", "text", 0x05_B6C0, 0x1A0),
@@ -206,12 +209,12 @@ CALL_SITES: dict[tuple[str, str], int] = {
     ("free_lpi_range", "__list_add_valid"): 0x94,
     ("its_cpu_init", "efi_mem_reserve_persistent"): 0x810,
     ("its_init", "efi_mem_reserve_persistent"): 0x2A4,
-    ("__secondary_switched", "secondary_start_kernel"): 0x84,
-    ("secondary_start_kernel", "notify_cpu_starting"): 0xD8,
-    ("notify_cpu_starting", "cpuhp_invoke_callback_range"): 0x90,
-    ("cpuhp_invoke_callback_range", "cpuhp_invoke_callback"): 0x88,
-    ("cpuhp_invoke_callback", "gic_starting_cpu"): 0x19C,
-    ("gic_starting_cpu", "its_cpu_init"): 0x38,
+    ("__secondary_switched", "secondary_start_kernel"): 0x94,
+    ("secondary_start_kernel", "notify_cpu_starting"): 0xE0,
+    ("notify_cpu_starting", "cpuhp_invoke_callback_range"): 0xBC,
+    ("cpuhp_invoke_callback_range", "cpuhp_invoke_callback"): 0x78,
+    ("cpuhp_invoke_callback", "gic_starting_cpu"): 0x16C,
+    ("gic_starting_cpu", "its_cpu_init"): 0x48,
     ("el1h_64_sync", "el1h_64_sync_handler"): 0x78,
     ("el1h_64_sync_handler", "el1_undef"): 0x64,
     ("el1_undef", "do_undefinstr"): 0x28,

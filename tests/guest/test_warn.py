@@ -59,12 +59,12 @@ def test_the_secondary_splat_exactly(run) -> None:  # type: ignore[no-untyped-de
         f"x2 : {fill[2]} x1 : 0000000000010000 x0 : 00000000ffffffed",
         "Call trace:",
         " its_cpu_init+0x814/0xae0",
-        " gic_starting_cpu+0x38/0x50",
-        " cpuhp_invoke_callback+0x19c/0x3d0",
-        " cpuhp_invoke_callback_range+0x88/0xc0",
-        " notify_cpu_starting+0x90/0xb0",
-        " secondary_start_kernel+0xd8/0x164",
-        " __secondary_switched+0x84/0xa4",
+        " gic_starting_cpu+0x48/0x90",
+        " cpuhp_invoke_callback+0x16c/0x5b0",
+        " cpuhp_invoke_callback_range+0x78/0xf0",
+        " notify_cpu_starting+0xbc/0xdc",
+        " secondary_start_kernel+0xe0/0x170",
+        " __secondary_switched+0x94/0x98",
     ]
     assert splat[: len(expected)] == expected
     ends = [int(ln.split()[3], 16) for ln in lines if ln.startswith("---[ end trace")]

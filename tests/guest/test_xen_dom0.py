@@ -116,8 +116,8 @@ def test_the_cpu30_splat_is_the_reports_where_the_model_derives_it(acpi32) -> No
     report_regs, our_regs = regs_of(REPORT_CPU30), regs_of(ours)
     assert {r: our_regs[r] for r in DERIVED_REGS} == DERIVED_REGS
     assert {r: report_regs[r] for r in DERIVED_REGS} == DERIVED_REGS
-    # the same frames, in the same order (offsets are the reported build's)
-    assert [f.split("+")[0] for f in ours[19:26]] == [f.split("+")[0] for f in REPORT_CPU30[19:26]]
+    # the call trace, frame for frame with the reported build's offsets (guest/image.py)
+    assert ours[19:26] == REPORT_CPU30[19:26]
     assert ours[-1].startswith("---[ end trace ") and len(ours[-1].split()[3]) == 16
 
 
