@@ -140,7 +140,7 @@ def test_cli_json_and_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[
     [
         ("[machine]\npcpus = -1\n", "machine.pcpus = -1"),
         ('[host]\nkind = "kvm"\n', "host.kind = 'kvm'"),
-        ('[[actions]]\nat = "1ms"\ndo = "cpu_offline"\n', "actions[0].do = 'cpu_offline'"),
+        ('[[actions]]\nat = "1ms"\ndo = "cpu_offline"\n', "actions[0].cpu = None"),
         ("[guest]\nvcpus = 2\n", "guest.vcpus = 2"),
     ],
 )
