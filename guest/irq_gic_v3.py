@@ -399,5 +399,8 @@ class GicV3:
         irqnr = (yield from k.read_sysreg("ICC_IAR1_EL1", "gic_handle_irq")) & 0xFFFFFF
         if irqnr == INTID_SPURIOUS:
             return
+        # The chain of one interrupt ends here in the trace: acknowledged, handled, EOIed.
+        k.guest.port_record("ack", {"cpu": cpu, "intid": irqnr, "why": "gic_handle_irq"})
         yield from k.guest.dispatch_irq(k, cpu, irqnr)
         yield from k.write_sysreg("ICC_EOIR1_EL1", irqnr, "gic_handle_irq")
+        k.guest.port_record("eoi", {"cpu": cpu, "intid": irqnr, "why": "gic_handle_irq"})

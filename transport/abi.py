@@ -105,6 +105,7 @@ def s64(value: int) -> int:
     value &= 0xFFFF_FFFF_FFFF_FFFF
     return value - (1 << 64) if value >> 63 else value
 
+
 # What an Entry's ``value`` says about the exit it answers (the virtualisation protocol).
 #: The exit was handled; the vCPU resumes after the trapping instruction.
 ENTRY_OK = 0
