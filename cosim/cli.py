@@ -47,6 +47,12 @@ def _cmd_compare_log(args: argparse.Namespace) -> int:
     return compare_log.main(args.model_log, args.real_log)
 
 
+def _cmd_matrix(args: argparse.Namespace) -> int:
+    from cosim import matrix
+
+    return matrix.main(args.scenarios, as_json=args.json, as_markdown=args.markdown, jobs=args.jobs)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from cosim import run
 
@@ -78,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="the result object as JSON")
     r.add_argument("--trace", metavar="FILE", help="write the trace of every message and event")
     r.set_defaults(func=_cmd_run)
+
+    mx = sub.add_parser("matrix", help="run scenarios and print one row each: the verdict table")
+    mx.add_argument("scenarios", nargs="*", help="scenario files (default: every file in configs/)")
+    fmt = mx.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="the rows as JSON")
+    fmt.add_argument("--markdown", action="store_true", help="the rows as a Markdown table")
+    mx.add_argument("--jobs", type=int, default=2, help="scenarios run at once (default 2)")
+    mx.set_defaults(func=_cmd_matrix)
 
     b = sub.add_parser("boot-blobs", help="write exactly what the scenario's guest is handed")
     b.add_argument("scenario", help="scenario file")

@@ -27,7 +27,7 @@ from hypervisor.baremetal import BareMetalHost
 from hypervisor.devices import MsiDevice
 from hypervisor.machine import VirtMachine
 from hypervisor.xen import Xen
-from transport.messages import PROTOCOL_VERSION
+from transport.messages import PROTOCOL_VERSION, Envelope, Mem
 from transport.trace import TraceWriter
 
 #: Device register windows: the first 64 KiB pages of QEMU virt's 32-bit PCIe MMIO window.
@@ -39,7 +39,18 @@ XEN_GUEST_SPACE = (0x4000_0000, 0x8000_0000)
 #: After the scenario's duration, devices stop raising and in-flight MSIs get this long to land.
 DRAIN_NS = 10 * MS
 #: The scheduler's link latency per message kind (ns): a bus access, a trap, memory.
-LINK_LATENCY_NS = {"mmio": 50, "sysreg": 5, "smccc": 200, "irq": 20, "mem": 30, "msi": 100}
+LINK_LATENCY_NS = {
+    "mmio": 50,
+    "sysreg": 5,
+    "smccc": 200,
+    "irq": 20,
+    "mem": 30,
+    "msi": 100,
+    # a world switch each way (trap to EL2, eret), and the event-check SGI of a kick
+    "exit": 500,
+    "entry": 500,
+    "kick": 200,
+}
 
 MODELLED = [
     "GICv3 distributor, redistributors, ITS and CPU interfaces as QEMU 7.2 implements them",
@@ -51,6 +62,10 @@ NOT_MODELLED = [
     "caches and memory ordering",
     "devices other than the GIC, the PSCI firmware and MSI-raising PCIe functions",
 ]
+
+
+#: Words that mark a kernel message about the GIC path (for the kexec summary).
+_KEXEC_WORDS = ("GICv3", "ITS", "LPI", "BUG", "panic", "Oops", "WARNING", "Xen")
 
 
 class UnsupportedScenario(ScenarioError):
@@ -70,7 +85,16 @@ class Simulation:
     trace: TraceWriter | None = None
     actions: list[tuple[int, Any]] = field(default_factory=list)
 
+    foreign: list[tuple[int, str, int, int, bool, str]] = field(default_factory=list)
+
+    def _observe(self, env: Envelope) -> None:
+        """Keep every hw/xen access to guest RAM made after a kexec began (for the verdict)."""
+        msg = env.msg
+        if isinstance(msg, Mem) and self.guest._kexec_log_start is not None:
+            self.foreign.append((env.t, msg.agent, msg.addr, msg.size, msg.write, env.why))
+
     def start(self) -> None:
+        self.scheduler.observers.append(self._observe)
         self.scheduler.start()
         for t, token in self.actions:
             self.scheduler.call_later(self.guest.name, t, token)
@@ -92,6 +116,44 @@ class Simulation:
         if self.trace is not None:
             self.trace.flush()
         return self.result()
+
+    def _kexec(self, g: dict[str, Any]) -> dict[str, Any]:
+        """What followed a kexec: the GIC messages of the new kernel, which devices still deliver,
+        what arrived unexpected, and what the hardware or Xen kept doing with the first kernel's
+        LPI tables (accesses after kexec began that fall in them)."""
+        k = dict(g["kexec"])
+        if k.get("outcome", "none") == "none":
+            return k
+        k["gic_messages"] = [m for m in k.get("messages", []) if any(w in m for w in _KEXEC_WORDS)]
+        gens = g.get("lpis_delivered_by_gen", {})
+        k["devices"] = {
+            d.name: {
+                "delivered_after_kexec": sum(
+                    v.get(d.name, 0) for gen, v in gens.items() if gen != "1"
+                )
+            }
+            for d in self.devices
+        }
+        k["unexpected_irqs"] = g["unexpected_irqs"]
+        first = self.guest.kernels[0] if self.guest.kernels else None
+        its = first.drivers.get("its") if first is not None else None
+        tables: list[tuple[str, int, int]] = []
+        if its is not None and getattr(its, "prop_table_pa", 0):
+            tables.append(("property", its.prop_table_pa, its.LPI_PROPBASE_SZ))
+            for cpu, pa in sorted(getattr(its, "pend_pa", {}).items()):
+                tables.append((f"pending CPU{cpu}", pa, its.LPI_PENDBASE_SZ))
+        after: dict[str, dict[str, Any]] = {}
+        for t, agent, addr, size, write, why in self.foreign:
+            for name, base, length in tables:
+                if addr < base + length and base < addr + max(size, 1):
+                    e = after.setdefault(
+                        f"{agent} {'writes' if write else 'reads'} {name}",
+                        {"count": 0, "functions": {}},
+                    )
+                    e["count"] += 1
+                    e["functions"][why] = e["functions"].get(why, 0) + 1
+        k["first_kernel_tables_after_kexec"] = after
+        return k
 
     def _exit(self, last_status: str) -> str:
         crash = getattr(self.host, "crash", None)
@@ -131,7 +193,7 @@ class Simulation:
             "lpis_dropped": dropped,
             "lpis_pending": raised - delivered - unexpected - coalesced - dropped,
             "lpis_delivered_by_device": g["lpis_delivered"],
-            "kexec": g["kexec"],
+            "kexec": self._kexec(g),
             "corruption": g["corruption"],
             "taint": g["taint"],
             "generations": gens,

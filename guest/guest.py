@@ -194,8 +194,11 @@ class Guest:
         return rng.getrandbits(64) if rng is not None else 0x5EED_0F_0095_1D00
 
     def port_record(self, kind: str, body: dict[str, Any]) -> None:
+        """A trace event; a ``why`` key in ``body`` becomes the record's modelled function."""
         if self._port is not None:
-            self._port.record(kind, body, why=body.get("why", ""))
+            body = dict(body)
+            why = body.pop("why", "")
+            self._port.record(kind, body, why=why if isinstance(why, str) else str(why))
 
     def _record_printk(self, kind: str, body: dict[str, Any]) -> None:
         if self._port is not None:

@@ -215,6 +215,7 @@ class ItsDriver:
         self.prop_table_pa = 0
         self.lpi_ranges: list[list[int]] = []  # [base, span], sorted
         self.pend_page: dict[int, int | None] = {}  # cpu -> pending table PA (or None)
+        self.pend_pa: dict[int, int] = {}  # cpu -> the pending table in use (allocated or reused)
         self.lpi_enabled: dict[int, bool] = {}
         self.lpi_count: dict[int, int] = {}  # cpu -> unmanaged LPIs targeted
         self.lpi_owner: dict[int, tuple[str, int]] = {}  # hwirq -> (device name, event)
@@ -789,6 +790,7 @@ class ItsDriver:
             kind = "reserved" if cpu in self.pendtable_preallocated else "allocated"
         else:
             kind = "allocated" if self.pend_page.get(cpu) is not None else "reserved"
+        self.pend_pa[cpu] = paddr  # the table this CPU's redistributor was left using
         k.log(f"GICv3: CPU{cpu}: using {kind} LPI pending table @0x{paddr:016x}", cpu)
 
     def its_cpu_init_collections(self, cpu: int) -> Gen:
