@@ -126,13 +126,10 @@ class Simulation:
             return k
         k["gic_messages"] = [m for m in k.get("messages", []) if any(w in m for w in _KEXEC_WORDS)]
         gens = g.get("lpis_delivered_by_gen", {})
+        names = [d.name.removeprefix("dev.") for d in self.devices]
         k["devices"] = {
-            d.name: {
-                "delivered_after_kexec": sum(
-                    v.get(d.name, 0) for gen, v in gens.items() if gen != "1"
-                )
-            }
-            for d in self.devices
+            n: {"delivered_after_kexec": sum(v.get(n, 0) for gen, v in gens.items() if gen != "1")}
+            for n in names
         }
         k["unexpected_irqs"] = g["unexpected_irqs"]
         first = self.guest.kernels[0] if self.guest.kernels else None
@@ -146,11 +143,10 @@ class Simulation:
         for t, agent, addr, size, write, why in self.foreign:
             for name, base, length in tables:
                 if addr < base + length and base < addr + max(size, 1):
-                    e = after.setdefault(
-                        f"{agent} {'writes' if write else 'reads'} {name}",
-                        {"count": 0, "functions": {}},
-                    )
+                    key = f"{agent} {'writes' if write else 'reads'} {name}"
+                    e = after.setdefault(key, {"count": 0, "first": t, "functions": {}})
                     e["count"] += 1
+                    e["last"] = t
                     e["functions"][why] = e["functions"].get(why, 0) + 1
         k["first_kernel_tables_after_kexec"] = after
         return k
