@@ -93,6 +93,8 @@ class Port:
 
 
 Latency = Callable[[Envelope], int]
+#: A link filter: (envelope, scheduler) -> the deliveries to make, each (envelope, extra delay).
+LinkFilter = Callable[[Envelope, "Scheduler"], list[tuple[Envelope, int]]]
 
 
 def no_latency(env: Envelope) -> int:
@@ -132,10 +134,13 @@ class Scheduler:
         seed: int,
         trace: TraceWriter | None = None,
         latency: Latency = no_latency,
+        links: LinkFilter | None = None,
     ) -> None:
         self.seed = seed
         self.trace = trace
         self.latency = latency
+        #: Sees every envelope as it leaves and says how it travels (fault injection's hook).
+        self.links = links
         self.now = 0
         self._queue: list[_Item] = []
         self._seq = 0
@@ -192,7 +197,13 @@ class Scheduler:
             self.trace.envelope(env)
         for observe in self.observers:
             observe(env)
-        self._push(env.t + self.latency(env), env.dst, env=env)
+        if self.links is None:
+            self._push(env.t + self.latency(env), env.dst, env=env)
+            return
+        # A link filter may drop, delay, duplicate or replace the envelope; each delivery it
+        # returns is (envelope, extra delay in ns). It records its own injections.
+        for out, extra in self.links(env, self):
+            self._push(env.t + self.latency(env) + max(0, extra), out.dst, env=out)
 
     def call_later(self, name: str, delay: int, token: Any) -> None:
         self._push(self.now + delay, name, token=token)
