@@ -56,7 +56,9 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from cosim import run
 
-    return run.main(args.scenario, quiet=args.quiet, as_json=args.json, trace=args.trace)
+    return run.main(
+        args.scenario, quiet=args.quiet, as_json=args.json, trace=args.trace, faults=args.faults
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no guest log, only the summary")
     r.add_argument("--json", action="store_true", help="the result object as JSON")
     r.add_argument("--trace", metavar="FILE", help="write the trace of every message and event")
+    r.add_argument("--faults", metavar="PLAN", help="a fault plan: TOML with [[faults]] rules")
     r.set_defaults(func=_cmd_run)
 
     mx = sub.add_parser("matrix", help="run scenarios and print one row each: the verdict table")
@@ -110,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cosim.trace_cli import add_trace_commands
 
     add_trace_commands(tsub)
+    from cosim.faults_cli import add_fault_commands
+
+    add_fault_commands(sub)
     return p
 
 

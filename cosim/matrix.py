@@ -68,9 +68,9 @@ def host_label(r: dict[str, Any], sc: dict[str, Any]) -> str:
 
 def table_counts(trace: str) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
     """(property, pending): per agent (reads, writes), summed over every such table in the trace."""
-    from cosim.trace_lpi_tables import analyse
+    from cosim.trace_lpi_tables import lpi_tables
 
-    verdict = analyse(trace)
+    verdict = lpi_tables(trace).as_dict()
     sums: dict[str, dict[str, list[int]]] = {"property": {}, "pending": {}}
     for t in verdict["tables"]:
         if t["table"] not in sums:

@@ -19,6 +19,7 @@ import msgspec
 
 import cosim
 from cosim import boot
+from cosim.faults import FaultPlanError
 from cosim.scenario import Scenario, ScenarioError, load, parse_duration
 from cosim.scheduler import MS, Scheduler
 from guest.bootinfo import REAL_INITRD_SIZE, XEN_DOM0_KERNEL_LOAD, BootInfo, Device
@@ -86,6 +87,8 @@ class Simulation:
     actions: list[tuple[int, Any]] = field(default_factory=list)
 
     foreign: list[tuple[int, str, int, int, bool, str]] = field(default_factory=list)
+    #: The fault injector (cosim/faults.py) when the scenario or --faults has rules.
+    faults: Any = None
 
     def _observe(self, env: Envelope) -> None:
         """Keep every hw/xen access to guest RAM made after a kexec began (for the verdict)."""
@@ -174,7 +177,7 @@ class Simulation:
         )
         gens = g["generations"]
         last = gens[-1]["status"] if gens else "none"
-        return {
+        r = {
             "scenario": self.scenario.name,
             "host": self.scenario.host.kind,
             "kernel": self.scenario.guest.kernel,
@@ -197,6 +200,9 @@ class Simulation:
             "exit": self._exit(last),
             "errors": g["errors"],
         }
+        if self.faults is not None:
+            self.faults.account(r)  # lpis_raised/dropped_by_fault join the accounting
+        return r
 
 
 def trace_header(sc: Scenario, machine: VirtMachine) -> dict[str, Any]:
@@ -267,7 +273,7 @@ def _devices(sc: Scenario, host: str) -> tuple[list[MsiDevice], tuple[Device, ..
     return devices, tuple(infos)
 
 
-def build(sc: Scenario, trace_path: str | None = None) -> Simulation:
+def build(sc: Scenario, trace_path: str | None = None, faults: Any = None) -> Simulation:
     """Components for the scenario, added to a fresh scheduler (not started)."""
     machine = VirtMachine.from_config(sc.machine)
     actions = _actions(sc)
@@ -327,13 +333,18 @@ def build(sc: Scenario, trace_path: str | None = None) -> Simulation:
     for d in devices:
         sched.add(d)
     sim = Simulation(sc, sched, guest, host, devices, machine, trace, actions=actions)
+    rules = list(sc.faults) + list(faults or ())
+    if rules:
+        from cosim.faults import install
+
+        install(sim, rules, sc.path)
     return sim
 
 
 def execute(
-    sc: Scenario, trace_path: str | None = None, progress: Any = None
+    sc: Scenario, trace_path: str | None = None, progress: Any = None, faults: Any = None
 ) -> tuple[Simulation, dict[str, Any]]:
-    sim = build(sc, trace_path)
+    sim = build(sc, trace_path, faults)
     try:
         sim.start()
         result = sim.run(progress)
@@ -349,6 +360,7 @@ def main(
     quiet: bool = False,
     as_json: bool = False,
     trace: str | None = None,
+    faults: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -356,8 +368,13 @@ def main(
     err = err or sys.stderr
     try:
         sc = load(scenario)
-        sim, result = execute(sc, trace)
-    except ScenarioError as exc:
+        plan = None
+        if faults:
+            from cosim.faults import load_plan
+
+            plan = load_plan(faults)
+        sim, result = execute(sc, trace, faults=plan)
+    except (ScenarioError, FaultPlanError) as exc:
         err.write(f"cosim run: {exc}\n")
         return 2
     except OSError as exc:

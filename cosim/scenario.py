@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from cosim.faults import FaultPlanError, FaultRule, check_rules
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s)\s*$")
 _UNIT = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 
@@ -103,7 +105,7 @@ class Scenario(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     devices: list[Device] = []
     run: Run = Run()
     actions: list[Action] = []
-    faults: list[dict[str, Any]] = []
+    faults: list[FaultRule] = []
 
     # Filled in by load(): not part of the file.
     path: str = ""
@@ -214,6 +216,10 @@ def loads(text: str, file: str = "<scenario>") -> Scenario:
             parse_duration(value)
         except ValueError as exc:
             raise ScenarioError(f"{file}: {key} = {value!r}: {exc}") from None
+    try:
+        check_rules(sc.faults, file)
+    except FaultPlanError as exc:
+        raise ScenarioError(str(exc)) from None
     digest = hashlib.sha256(text.encode()).hexdigest()
     return msgspec.structs.replace(sc, path=file, sha256=digest)
 

@@ -1,4 +1,4 @@
-"""The in-process scheduler: one queue of events keyed by (simulated time, sequence number).
+"""The scheduler: one queue of events ordered by a key every process can compute.
 
 Components are synchronous state machines. The scheduler hands them one event
 at a time (a delivered :class:`~transport.messages.Envelope` or a timer) through
@@ -6,6 +6,24 @@ a :class:`Port`, which is all they see of the world: the simulated clock, their
 own seeded random stream, and ``send``. Nothing depends on trio's task order,
 the wall clock or hash order, so the same scenario and seed give the same
 trace byte for byte.
+
+Event keys (no global sequence number, so that a scheduler holding only some
+of the components orders their events exactly as one holding all of them):
+
+* an item the component ranked ``r`` (its place in add order) creates for time
+  ``t`` is keyed ``(t, r, n)``, ``n`` counting the items ``r`` has created (a
+  delivery belongs to its sender, a timer to its owner, a delayed send's
+  emission to its sender);
+* an item created for the *current* time (a zero-latency reply, a zero delay
+  timer) extends the key of the event creating it: ``cur + (r, n)``. So it
+  sorts after its cause and before every later event, and keys taken from the
+  queue only ever increase: processing order is key order;
+* ``start`` of component ``r`` runs as event ``(0, -1, r)``.
+
+Request ids are per component too: ``(k << 8) | (r + 1)`` for its k-th request.
+The trace is written in processing order, i.e. by (cause key, index within the
+event); cosim.distributed runs components in separate processes on these keys
+and reproduces that order.
 """
 
 from __future__ import annotations
@@ -109,13 +127,22 @@ class RunResult:
     pending: int = 0
 
 
+#: An event key: (time, rank, count) possibly extended by (rank, count) pairs; see the module doc.
+Key = tuple[int, ...]
+#: Largest number of components one scheduler orders (ranks are packed in request ids).
+MAX_COMPONENTS = 255
+
+
 @dataclass(order=True, slots=True)
 class _Item:
-    t: int
-    seq: int
+    key: Key
     dst: str = field(compare=False)
     env: Envelope | None = field(compare=False, default=None)
     token: Any = field(compare=False, default=None)
+
+    @property
+    def t(self) -> int:
+        return self.key[0]
 
 
 _EMIT = object()
@@ -123,6 +150,10 @@ _EMIT = object()
 
 class UnknownComponent(KeyError):
     pass
+
+
+#: Where deliveries to components held elsewhere go: (delivery key, envelope).
+Outbox = Callable[[Key, Envelope], None]
 
 
 class Scheduler:
@@ -143,24 +174,71 @@ class Scheduler:
         self.links = links
         self.now = 0
         self._queue: list[_Item] = []
-        self._seq = 0
-        self._next_id = 1
         self._components: dict[str, Component] = {}
         self._ports: dict[str, Port] = {}
+        self._ranks: dict[str, int] = {}
+        self._made: list[int] = []  # per rank: items created so far
+        self._requests: list[int] = []  # per rank: request ids handed out so far
+        self._cur: Key | None = None  # key of the event being handled
+        self._bound: Key | None = None  # run(below=...): no event at or past this key
         self._stopped = ""
+        #: Key of the event that called stop (None while running).
+        self.stop_key: Key | None = None
         self.events = 0
+        #: Time of the last item taken from the queue (events and delayed emissions).
+        self.last_t = 0
         self.observers: list[Callable[[Envelope], None]] = []
+        #: Components held by another scheduler (another process): name -> rank.
+        self._remote: set[str] = set()
+        #: Takes the deliveries to remote components (cosim.distributed sets it).
+        self.outbox: Outbox | None = None
+
+    def _rank(self, name: str) -> int:
+        r = self._ranks.get(name)
+        if r is None:  # an origin that is no component (a test driving the scheduler)
+            if len(self._ranks) >= MAX_COMPONENTS:
+                raise ValueError(f"more than {MAX_COMPONENTS} components")
+            r = self._ranks[name] = len(self._ranks)
+            self._made.append(0)
+            self._requests.append(0)
+        return r
 
     def add(self, component: Component) -> Port:
-        if component.name in self._components:
+        if component.name in self._components or component.name in self._remote:
             raise ValueError(f"component {component.name!r} added twice")
+        self._rank(component.name)
         self._components[component.name] = component
         port = Port(self, component.name, component_rng(self.seed, component.name))
         self._ports[component.name] = port
         return port
 
+    def add_remote(self, name: str) -> None:
+        """Name a component that another scheduler holds (it takes its rank here, in add order)."""
+        if name in self._components or name in self._remote:
+            raise ValueError(f"component {name!r} added twice")
+        self._rank(name)
+        self._remote.add(name)
+
     def component(self, name: str) -> Component:
         return self._components[name]
+
+    @property
+    def local(self) -> list[str]:
+        """Names of the components this scheduler runs, in add order."""
+        return list(self._components)
+
+    def rank(self, name: str) -> int:
+        return self._ranks[name]
+
+    def key(self, origin: str, t: int) -> Key:
+        """A fresh key for an item ``origin`` creates for time ``t`` (see the module doc)."""
+        r = self._rank(origin)
+        n = self._made[r]
+        self._made[r] = n + 1
+        cur = self._cur
+        if cur is not None and t == cur[0]:
+            return cur + (r, n)
+        return (t, r, n)
 
     # -- used through Port ----------------------------------------------------
 
@@ -175,12 +253,13 @@ class Scheduler:
         reply_to: int = 0,
         request: bool = False,
     ) -> int:
-        if dst not in self._components:
+        if dst not in self._components and dst not in self._remote:
             raise UnknownComponent(f"{src} sent {msg.kind} to unknown component {dst!r}")
         env_id = 0
         if request:
-            env_id = self._next_id
-            self._next_id += 1
+            r = self._rank(src)
+            self._requests[r] += 1
+            env_id = (self._requests[r] << 8) | (r + 1)
         env = Envelope(
             t=self.now + delay, src=src, dst=dst, msg=msg, id=env_id, reply_to=reply_to, why=why
         )
@@ -217,38 +296,93 @@ class Scheduler:
     def stop(self, reason: str) -> None:
         if not self._stopped:
             self._stopped = reason
+            self.stop_key = self._cur
 
-    def _push(self, t: int, dst: str, *, env: Envelope | None = None, token: Any = None) -> None:
+    def _push(
+        self,
+        t: int,
+        dst: str,
+        *,
+        env: Envelope | None = None,
+        token: Any = None,
+        origin: str | None = None,
+    ) -> None:
+        """Queue an item for ``t``: a delivery of ``env`` to ``dst``, a timer, or an emission.
+
+        The item belongs to ``origin`` (default: the envelope's sender, else ``dst``, the
+        timer's owner). A delivery to a remote component goes to :attr:`outbox`.
+        """
         if t < self.now:
             raise ValueError(f"event for {dst} scheduled in the past ({t} < {self.now})")
-        heapq.heappush(self._queue, _Item(t, self._seq, dst, env, token))
-        self._seq += 1
+        if origin is None:
+            origin = env.src if env is not None else dst
+        key = self.key(origin, t)
+        if token is None and dst in self._remote:
+            assert env is not None and self.outbox is not None, f"no outbox for remote {dst!r}"
+            self.outbox(key, env)
+            # Its answer may come back at any key after this one: run no further.
+            if self._bound is not None and key < self._bound:
+                self._bound = key
+            return
+        heapq.heappush(self._queue, _Item(key, dst, env, token))
+
+    def deliver(self, key: Key, env: Envelope) -> None:
+        """Queue a delivery made by another scheduler, under the key its sender gave it."""
+        if env.dst not in self._components:
+            raise UnknownComponent(f"{env.src} sent {env.kind} to {env.dst!r}, not held here")
+        heapq.heappush(self._queue, _Item(tuple(key), env.dst, env, None))
+
+    def next_key(self) -> Key | None:
+        """Key of the next item in the queue (None if it is empty)."""
+        return self._queue[0].key if self._queue else None
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
 
     # -- running --------------------------------------------------------------
 
     def start(self) -> None:
         for name, comp in self._components.items():
-            comp.start(self._ports[name])
+            self._cur = (0, -1, self._ranks[name])
+            try:
+                comp.start(self._ports[name])
+            finally:
+                self._cur = None
 
-    def run(self, until: int | None = None, max_events: int | None = None) -> RunResult:
-        """Process events in (time, sequence) order until the queue empties, ``until`` or a stop."""
+    def run(
+        self, until: int | None = None, max_events: int | None = None, *, below: Key | None = None
+    ) -> RunResult:
+        """Process events in key order until the queue empties, ``until`` or a stop.
+
+        ``below``: process only items whose key is below it, and fewer still once a
+        delivery leaves for a remote component (its answer could come back before them).
+        """
         q = self._queue
-        while q and not self._stopped:
-            if until is not None and q[0].t > until:
-                self.now = until
-                break
-            if max_events is not None and self.events >= max_events:
-                break
-            item = heapq.heappop(q)
-            self.now = item.t
-            if item.token is _EMIT:
-                self._emit(item.env)  # type: ignore[arg-type]
-                continue
-            self.events += 1
-            comp = self._components[item.dst]
-            port = self._ports[item.dst]
-            if item.env is not None:
-                comp.receive(item.env, port)
-            else:
-                comp.timer(item.token, port)
+        self._bound = below
+        try:
+            while q and not self._stopped:
+                if until is not None and q[0].key[0] > until:
+                    self.now = until
+                    break
+                if self._bound is not None and not q[0].key < self._bound:
+                    break
+                if max_events is not None and self.events >= max_events:
+                    break
+                item = heapq.heappop(q)
+                self.now = self.last_t = item.key[0]
+                self._cur = item.key
+                if item.token is _EMIT:
+                    self._emit(item.env)  # type: ignore[arg-type]
+                    continue
+                self.events += 1
+                comp = self._components[item.dst]
+                port = self._ports[item.dst]
+                if item.env is not None:
+                    comp.receive(item.env, port)
+                else:
+                    comp.timer(item.token, port)
+        finally:
+            self._cur = None
+            self._bound = None
         return RunResult(self.now, self.events, self._stopped, len(q))

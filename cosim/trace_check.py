@@ -163,6 +163,34 @@ def _merge_half(regs: dict[Any, int], key: Any, half: int, value: int, size: int
     return new
 
 
+@dataclass(frozen=True, slots=True)
+class RegisterWrite:
+    """A write to a named GIC register (or to the high half, ``half`` = 4, of a 64-bit one)."""
+
+    name: str
+    rdist: Any  # the redistributor index for a GICR register, else None
+    half: int
+    value: int
+    size: int
+
+
+def register_write(rec: TraceRecord, fields: dict[str, Any]) -> RegisterWrite | None:
+    """The register write ``rec`` makes: an ``mmio`` write, or an ``exit`` for a data-abort
+    write; ``fields`` are its decoded fields (cosim.trace_decode.Decoder.fields)."""
+    body = rec.body if isinstance(rec.body, dict) else {}
+    reg = fields.get("reg")
+    is_write = (rec.kind == CONV.k_mmio and body.get(CONV.write)) or (
+        rec.kind == CONV.k_exit and body.get(CONV.reason_exit) == "dabt" and body.get(CONV.write)
+    )
+    if not (isinstance(reg, str) and is_write and isinstance(body.get(CONV.value), int)):
+        return None
+    name, plus, off = reg.partition("+")
+    if plus and off != "4":  # only the register, or the high half of a 64-bit one
+        return None
+    size = body.get(CONV.size) if isinstance(body.get(CONV.size), int) else 8
+    return RegisterWrite(name, fields.get("rdist"), 4 if plus else 0, body[CONV.value], size)
+
+
 class TableMap:
     """Where the guest put its GIC tables, as the trace recorded the programming."""
 
@@ -179,21 +207,10 @@ class TableMap:
             self.ranges[table].pop(key, None)
 
     def feed(self, rec: TraceRecord, fields: dict[str, Any]) -> None:
-        body = rec.body if isinstance(rec.body, dict) else {}
-        reg = fields.get("reg")
-        is_write = (rec.kind == CONV.k_mmio and body.get(CONV.write)) or (
-            rec.kind == CONV.k_exit
-            and body.get(CONV.reason_exit) == "dabt"
-            and body.get(CONV.write)
-        )
-        if isinstance(reg, str) and is_write and isinstance(body.get(CONV.value), int):
-            name, plus, off = reg.partition("+")
-            if not plus or off == "4":  # the register, or the high half of a 64-bit one
-                size = body.get(CONV.size) if isinstance(body.get(CONV.size), int) else 8
-                rdist = fields.get("rdist")
-                half = 4 if plus else 0
-                value = _merge_half(self.regs, (rdist, name), half, body[CONV.value], size)
-                self._register(name, rdist, value)
+        w = register_write(rec, fields)
+        if w is not None:
+            value = _merge_half(self.regs, (w.rdist, w.name), w.half, w.value, w.size)
+            self._register(w.name, w.rdist, value)
         if "its_cmd" in fields and fields["its_cmd"] == "MAPD":
             devid = fields.get("DeviceID")
             if fields.get("V"):

@@ -1,4 +1,4 @@
-"""The ``cosim trace`` subcommands: show, stats, follow, check, diff, export.
+"""The ``cosim trace`` subcommands: show, stats, follow, check, lpi-tables, diff, export.
 
 cosim/cli.py creates the ``trace`` parser and its subparsers and calls
 :func:`add_trace_commands`; every command's ``func(args)`` returns the exit status.
@@ -56,6 +56,12 @@ def _export(args: argparse.Namespace) -> int:
     return trace_export.main(args.trace, args.chrome)
 
 
+def _lpi_tables(args: argparse.Namespace) -> int:
+    from cosim import trace_lpi_tables
+
+    return trace_lpi_tables.main(args.trace, as_json=args.json)
+
+
 def _int(text: str) -> int:
     try:
         return int(text, 0)
@@ -64,7 +70,8 @@ def _int(text: str) -> int:
 
 
 def add_trace_commands(trace_subparsers: Any) -> None:
-    """Register show, stats, follow, check, diff and export on ``cosim trace``'s subparsers."""
+    """Register every ``cosim trace`` command (show, stats, follow, check, lpi-tables, diff,
+    export) on its subparsers."""
     sub = trace_subparsers
 
     p = sub.add_parser("show", help="one line per record")
@@ -99,6 +106,13 @@ def add_trace_commands(trace_subparsers: Any) -> None:
         help="no-lost-lpi, no-foreign-access=TABLE, warnings=N, max-lr-overflow=N",
     )
     p.set_defaults(func=_check)
+
+    p = sub.add_parser(
+        "lpi-tables", help="who touched each guest LPI/ITS table: hw, xen, the guest"
+    )
+    p.add_argument("trace", help="trace file")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(func=_lpi_tables)
 
     p = sub.add_parser("diff", help="the first differing record and field")
     p.add_argument("a", help="first trace")
@@ -139,7 +153,8 @@ def run(argv: Sequence[str]) -> int:
     func = getattr(args, "func", None)
     if func is None:
         print(
-            "cosim trace: give a command: show, stats, follow, check, diff, export", file=sys.stderr
+            "cosim trace: give a command: show, stats, follow, check, lpi-tables, diff, export",
+            file=sys.stderr,
         )
         return 2
     try:

@@ -363,6 +363,9 @@ class CpuRuntime:
 
     def _check_maintenance(self) -> None:
         if self.lr is not None and self.lr.maintenance_level:
+            fault_at = getattr(self.owner, "fault_at", None)  # cosim/faults.py maintenance_lost
+            if fault_at is not None and fault_at("maintenance_irq", {"vcpu": self.cpu}):
+                return
             self.exit_pending = self.exit_pending or "maintenance"
 
     # -- the engine ------------------------------------------------------------------------

@@ -178,6 +178,8 @@ class Guest:
         self._req_cpu: dict[int, int] = {}
         self._events: set[str] = set()
         self._kexec_log_start: int | None = None
+        #: Fault injection (cosim/faults.py): asked at injectable sites; None = no fault active.
+        self.fault_hook: Callable[[str, dict[str, Any]], bool] | None = None
 
     # -- small services ------------------------------------------------------------------
 
@@ -769,6 +771,41 @@ class Guest:
                                          "inv": inv}, why="lpi_write_config")  # fmt: skip
 
         self.run_on(0 if 0 in k.online else min(k.online), task)
+
+    # -- fault injection (cosim/faults.py) -------------------------------------------------
+
+    def fault_at(self, site: str, body: dict[str, Any]) -> bool:
+        """True when a fault rule fails this site (``maintenance_irq``); never without a plan."""
+        return self.fault_hook is not None and bool(self.fault_hook(site, body))
+
+    def fault_task(self, cpu: int, task: Callable[[], Gen]) -> None:
+        """Run an injected task (a hostile access) in ``cpu``'s context, as an action."""
+        k = self.kernel
+        if self._port is None or k is None or cpu not in k.online:
+            if self._port is not None:
+                self._port.record("fault-refused", {"cpu": cpu, "reason": "CPU not online"})
+            return
+        self.run_on(cpu, task)
+
+    def fault_panic(self, reason: str) -> None:
+        """An injected ``panic(reason)``: the message, the other CPUs stopped, the kernel dead
+        (it spins in panic with interrupts off, so its vCPUs make no more requests)."""
+        k = self.kernel
+        if k is None or k.status == "panic":
+            return
+        cpu = 0 if 0 in k.online else min(k.online, default=0)
+        others = sorted(c for c in k.online if c != cpu)
+        # panic(): the message, smp_send_stop's line, the end marker
+        self.printk.emit("emerg", f"Kernel panic - not syncing: {reason}", cpu)
+        if others:
+            self.printk.emit("crit", "SMP: stopping secondary CPUs", cpu)
+        self.printk.emit("emerg", f"---[ end Kernel panic - not syncing: {reason} ]---", cpu)
+        k.status = "panic"
+        if k.gen > 1 and self._kexec_log_start is not None:
+            self.kexec_state["outcome"] = "panic"
+        self.port_record("panic", {"cpu": cpu, "gen": k.gen, "reason": reason})
+        for c in self.cpus:
+            c.stop("dead")
 
     # -- Xen: devices, console, faults -----------------------------------------------------
 

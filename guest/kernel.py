@@ -28,6 +28,36 @@ if TYPE_CHECKING:
 Gen = Generator[Any, Any, Any]
 
 
+#: Region kinds (guest/irq_gic_v3_its.py owners) of the tables the GIC or Xen reads:
+#: LPI property and pending tables, ITS device and collection tables, ITTs, command queue.
+GIC_TABLE_KINDS = frozenset(
+    {"lpi-prop", "lpi-pend", "its-device-table", "its-collection-table", "itt", "its-cmdq"}
+)
+
+#: Who asks the allocator for a zeroed table: the zeroing happens inside ``alloc_pages``
+#: (__GFP_ZERO) or ``kzalloc``, on behalf of these functions of irq-gic-v3-its.c.
+ZEROED_FOR = {
+    "lpi-prop": "its_setup_lpi_prop_table",
+    "lpi-pend": "its_allocate_pending_table",
+    "its-device-table": "its_setup_baser",
+    "its-collection-table": "its_setup_baser",
+    "itt": "its_create_device",
+    "its-cmdq": "its_probe_one",
+}
+#: The level-2 page of an indirect Devices table (its_alloc_table_entry's alloc_pages).
+LEVEL2_LABEL = "(level 2)"
+
+
+def table_writer(intended: Owner, why: str) -> str:
+    """The Linux function a store into a GIC table is recorded under: the caller of the
+    allocator for the zeroing of a fresh table, else the function that made the store."""
+    if why in ("alloc_pages", "kzalloc"):
+        if intended.label.endswith(LEVEL2_LABEL):
+            return "its_alloc_table_entry"
+        return ZEROED_FOR.get(intended.kind, why)
+    return why
+
+
 class UndefinedInstruction(Exception):
     """The CPU fetched a word at a kernel symbol that is not what the Image had there."""
 
@@ -180,9 +210,26 @@ class Kernel:
         return self.guest.ram.read(addr, size)
 
     def ram_write(self, addr: int, data: bytes, intended: Owner, why: str, cpu: int = 0) -> None:
-        """A store by the kernel; a store into memory owned by something else is reported."""
+        """A store by the kernel; a store into memory owned by something else is reported.
+
+        A store meant for one of the kernel's own LPI/ITS tables is also a ``mem`` trace event
+        (agent ``guest``, one per contiguous store), so the ledger of who touches those tables
+        (``cosim trace lpi-tables``) has the guest's side too: guest RAM stores are local, not
+        messages.
+        """
         self.guest.check_write(addr, len(data), "guest", why, intended)
         self.guest.ram.write(addr, data)
+        if intended.kind in GIC_TABLE_KINDS and data:
+            self.guest.port_record(
+                "mem",
+                {
+                    "agent": "guest",
+                    "addr": addr,
+                    "size": len(data),
+                    "write": True,
+                    "why": table_writer(intended, why),
+                },
+            )
 
     def memset(self, addr: int, byte: int, size: int, intended: Owner, why: str) -> None:
         self.ram_write(addr, bytes([byte]) * size, intended, why)

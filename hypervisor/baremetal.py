@@ -421,6 +421,26 @@ class BareMetalHost:
             why="gicv3_its_translation_write",
         )
 
+    # -- fault injection (cosim/faults.py) ---------------------------------------------------
+
+    def fault_set_lpi(self, intid: int, cpu: int, done: Callable[[str], None]) -> None:
+        """An injected LPI: the redistributor of ``cpu`` sets it pending (pending table write
+        in guest RAM) as if an ITS had translated to it, queued like any GIC operation.
+        ``done`` gets "set", "coalesced" or "ignored"."""
+        port = self._port
+        if port is None or not 0 <= cpu < self.machine.cpus:
+            done("ignored")
+            return
+
+        def finish(changed: Any) -> None:
+            done("ignored" if changed is None else "set" if changed else "coalesced")
+
+        self._submit(
+            _Op(f"fault lpi {intid}", lambda: self.gic.redists[cpu].set_lpi(intid, True),
+                finish, lambda e: done("ignored")),
+            port,
+        )  # fmt: skip
+
     # -- the GIC operation queue -------------------------------------------------------------
 
     def _submit(self, op: _Op, port: HostPort) -> None:

@@ -62,6 +62,7 @@ messages (why vcpu_kick), ``lpi-dropped``, ``psci``, ``hypercall``, ``undef``, `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -637,6 +638,19 @@ class Xen:
                                "host_lpi": None, "outcome": res.outcome, "via": why},
                     why="vgic_inject_irq")  # fmt: skip
         self._after_injection(res)
+
+    # -- fault injection (cosim/faults.py) ---------------------------------------------------
+
+    def fault_set_lpi(self, intid: int, pcpu: int, done: Callable[[str], None]) -> None:
+        """An injected physical LPI: the redistributor of ``pcpu`` sets it pending as if an ITS
+        had translated to it; Xen then takes it like any other (gicv3_do_LPI). ``done`` gets
+        "set", "coalesced" or "ignored" (EnableLPIs 0 or INTID beyond IDbits)."""
+        if self.crash is not None or self.shutdown or not 0 <= pcpu < self.machine.cpus:
+            done("ignored")
+            return
+        changed = self.host_gic.run(self.gic.redists[pcpu].set_lpi(intid, True))
+        done("ignored" if changed is None else "set" if changed else "coalesced")
+        self._after_gic_op()
 
     # -- MSIs ----------------------------------------------------------------------------------
 
