@@ -201,3 +201,49 @@ def test_one_list_register_still_accounts_for_every_msi() -> None:
     _accounted(r)
     assert r["lpis_pending"] == 0 and r["lpis_coalesced"] > 0
     assert r["host_counters"]["lr_overflows"] > 0  # UIE was needed
+
+
+# -- kexec under Xen (issue 6) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["xen-dom0-acpi-kexec", "xen-dom0-acpi-patched-kexec"])
+def test_xen_kexec_follows_from_the_models(name: str) -> None:
+    r = _run(name)
+    k = r["kexec"]
+    assert k["outcome"] == "panic" and r["exit"] == "panic"
+    msgs = k["gic_messages"]
+    # The second kernel finds EnableLPIs set (Xen: write-once) and the old PROPBASER (frozen).
+    first_prop = [x for x in _gen_lines(r, 1) if "using LPI property table" in x][0].rsplit("@", 1)[
+        1
+    ]
+    second_prop = [x for x in msgs if "using LPI property table" in x][0].rsplit("@", 1)[1]
+    assert second_prop == first_prop
+    # It cannot register its vcpu_info again: Xen says -EINVAL and v5.15 BUG_ONs.
+    assert any("kernel BUG at arch/arm/xen/enlighten.c" in x for x in msgs)
+    # Xen keeps reading property bytes from the first kernel's table, and only there.
+    after = k["first_kernel_tables_after_kexec"]
+    assert set(after["xen reads property"]["functions"]) == {"update_lpi_property"}
+    assert not any(key.startswith("hw ") for key in after)
+    assert k["devices"] == {"nic": {"delivered_after_kexec": 0}}
+
+
+def test_matrix_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "matrix",
+                "--json",
+                str(CONFIGS / "baremetal-dt.toml"),
+                str(CONFIGS / "xen-dom0-no-its.toml"),
+            ]
+        )
+        == 0
+    )
+    rows = {r["scenario"]: r for r in json.loads(capsys.readouterr().out)}
+    bm, x = rows["baremetal-dt"], rows["xen-dom0-no-its"]
+    assert bm["host"] == "bare metal (dt)" and bm["warnings"] == 0 and bm["kexec"] == "-"
+    assert bm["property_table"]["hw"]["reads"] > 0 and bm["property_table"]["hw"]["writes"] == 0
+    assert bm["pending_tables"]["hw"]["writes"] > 0 and "xen" not in bm["pending_tables"]
+    assert (
+        x["host"] == "Xen acpi, no ITS" and x["property_table"] == {} and x["pending_tables"] == {}
+    )
