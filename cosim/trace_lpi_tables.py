@@ -24,10 +24,10 @@ one, the most recently programmed first. So after a kexec, reads of the first ke
 table stay with the first kernel's entry unless the second kernel's live table overlaps
 them. ``bytes`` counts the bytes of an access that fall inside the entry.
 
-The guest prepares a table before it programs it (alloc_pages zeroes it, gic_reset_prop_table
-writes the defaults). A guest store
-that no table of the current generation covers yet is held: the first table of that
-generation programmed over it takes it; at the end of the generation (or of the trace) a
+The guest prepares a table before it programs it (alloc_pages zeroes it,
+gic_reset_prop_table writes the defaults). A guest store that no table of the current
+generation covers yet is held: the first table of that generation programmed (or, for a
+level-2 page, found) over it takes it; at the end of the generation (or of the trace) a
 store still held goes to the table it overlapped when it was made, if any.
 
 Frozen programming (``"frozen": true``: the entry was programmed but that never took
@@ -48,8 +48,7 @@ written without HAS_ITS: then the guest never programs them anyway).
 
 An indirect ITS device table: its level-2 pages are learned from the level-1 entries read
 back (the reply to an 8-byte read of the level-1 table, Valid bit 63, QEMU's address bits
-[50:0]) and belong to the device table's entry (``level2``) from then on; a store into a
-level-2 page before its level-1 entry was read back is not attributed.
+[50:0]) and belong to the device table's entry (``level2``) from then on.
 
 A trace cut short gives the verdict of its readable prefix, marked ``partial``, with the
 problem on stderr; exit 0 (1 only when the file is not a trace).
@@ -363,6 +362,7 @@ class TableLedger(TableMap):
         if page not in entry.level2:
             entry.level2.append(page)
             self._widen(*page)
+            self._claim(entry)  # its_alloc_table_entry zeroed the page before it linked it
 
     # -- accesses ------------------------------------------------------------------------
 
