@@ -42,6 +42,13 @@ from typing import Any
 from gic.gic import MsiOutcome
 from gic.port import Driver, MemRead, MemWrite
 from hypervisor.devices import DeviceWindow
+from hypervisor.generic_timer import (
+    CNTV_CTL_ENABLE,
+    CNTV_CTL_IMASK,
+    CNTV_CTL_ISTATUS,
+    TIMER_REGS,
+    VirtualTimer,
+)
 from hypervisor.machine import VirtMachine
 from hypervisor.port import HostPort
 from transport.abi import (
@@ -96,11 +103,6 @@ PSCI_FEATURES_SUPPORTED = frozenset(
     }
 )
 
-# Generic timer registers (Arm ARM D13.8) handled by the host, not the GIC.
-CNTV_CTL_ENABLE = 1 << 0
-CNTV_CTL_IMASK = 1 << 1
-CNTV_CTL_ISTATUS = 1 << 2
-TIMER_REGS = ("CNTV_CTL_EL0", "CNTV_CVAL_EL0", "CNTV_TVAL_EL0", "CNTVCT_EL0", "CNTFRQ_EL0")
 
 MMIO_SIZES = (1, 2, 4, 8)
 U64 = (1 << 64) - 1
@@ -125,20 +127,6 @@ class _Op:
     done: Callable[[Any], None]
     fail: Callable[[str], None]
     driver: Driver[Any] | None = None
-
-
-@dataclass(slots=True)
-class _Timer:
-    """One CPU's virtual timer state (see the module docstring)."""
-
-    ctl: int = 0
-    cval: int = 0
-    istatus: bool = False
-    generation: int = 0
-
-    @property
-    def output(self) -> bool:
-        return self.istatus and bool(self.ctl & CNTV_CTL_ENABLE) and not self.ctl & CNTV_CTL_IMASK
 
 
 @dataclass(slots=True)
@@ -203,7 +191,7 @@ class BareMetalHost:
         self._mem_wait: tuple[int, MemRead | MemWrite] | None = None
         self._lines = [False] * self.machine.cpus
         self._forwarded: dict[int, Envelope] = {}
-        self._timers = [_Timer() for _ in range(self.machine.cpus)]
+        self._timers = [VirtualTimer() for _ in range(self.machine.cpus)]
         self._port: HostPort | None = None
 
     # -- public ------------------------------------------------------------------------------

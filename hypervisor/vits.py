@@ -32,6 +32,20 @@ from __future__ import annotations
 import struct
 from typing import Any, Protocol
 
+from gic.its_commands import (
+    GITS_CMD_CLEAR,
+    GITS_CMD_DISCARD,
+    GITS_CMD_INT,
+    GITS_CMD_INV,
+    GITS_CMD_INVALL,
+    GITS_CMD_MAPC,
+    GITS_CMD_MAPD,
+    GITS_CMD_MAPI,
+    GITS_CMD_MAPTI,
+    GITS_CMD_MOVALL,
+    GITS_CMD_MOVI,
+    GITS_CMD_SYNC,
+)
 from gic.port import Core, MemRead, MemWrite
 from hypervisor.vgic import (
     DABT_WORD,
@@ -81,18 +95,6 @@ GITS_TYPER_ITT_SIZE_SHIFT = 4
 GITS_TYPER_IDBITS_SHIFT = 8
 GITS_TYPER_DEVIDS_SHIFT = 13
 
-GITS_CMD_MOVI = 0x01
-GITS_CMD_INT = 0x03
-GITS_CMD_CLEAR = 0x04
-GITS_CMD_SYNC = 0x05
-GITS_CMD_MAPD = 0x08
-GITS_CMD_MAPC = 0x09
-GITS_CMD_MAPTI = 0x0A
-GITS_CMD_MAPI = 0x0B
-GITS_CMD_INV = 0x0C
-GITS_CMD_INVALL = 0x0D
-GITS_CMD_MOVALL = 0x0E
-GITS_CMD_DISCARD = 0x0F
 
 UNMAPPED_COLLECTION = 0xFFFF
 INVALID_PADDR = (1 << 64) - 1

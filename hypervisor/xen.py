@@ -76,6 +76,13 @@ from hypervisor.firmware.virt import (
     xen_hwdom_rdist_regions,
     xen_place_modules,
 )
+from hypervisor.generic_timer import (
+    CNTV_CTL_ENABLE,
+    CNTV_CTL_IMASK,
+    CNTV_CTL_ISTATUS,
+    TIMER_REGS,
+    VirtualTimer,
+)
 from hypervisor.gic_runner import CoreQueue, Job
 from hypervisor.host_gic import HostGic
 from hypervisor.host_its import INVALID_LPI, HostIts, XenHeap
@@ -97,11 +104,6 @@ from transport.messages import Entry, Envelope, Exit, GicContext, Kick, Mem, Msi
 
 U64 = (1 << 64) - 1
 LPI_OFFSET = 8192
-#: Generic timer bits and the registers this model serves on ``sysreg`` exits.
-CNTx_CTL_ENABLE = 1 << 0
-CNTx_CTL_MASK = 1 << 1
-CNTx_CTL_PENDING = 1 << 2
-TIMER_REGS = ("CNTV_CTL_EL0", "CNTV_CVAL_EL0", "CNTV_TVAL_EL0", "CNTVCT_EL0", "CNTFRQ_EL0")
 NS_PER_S = 1_000_000_000
 MMIO_SIZES = (1, 2, 4, 8)
 DOM0_BOOTS = ("acpi", "dt")
@@ -168,20 +170,6 @@ class XenCounters:
 
 
 @dataclass(slots=True)
-class VTimer:
-    """One vCPU's virtual timer (CNTV_*) state."""
-
-    ctl: int = 0
-    cval: int = 0
-    istatus: bool = False
-    generation: int = 0
-
-    @property
-    def output(self) -> bool:
-        return self.istatus and bool(self.ctl & CNTx_CTL_ENABLE) and not self.ctl & CNTx_CTL_MASK
-
-
-@dataclass(slots=True)
 class VcpuCtl:
     """``struct vcpu`` as far as scheduling goes: state, pCPU, the exit awaiting its Entry."""
 
@@ -190,7 +178,7 @@ class VcpuCtl:
     state: str
     exit_env: Envelope | None = None
     kick_pending: bool = False
-    timer: VTimer = field(default_factory=VTimer)
+    timer: VirtualTimer = field(default_factory=VirtualTimer)
     entry: int = 0
     context_id: int = 0
     resume_regs: tuple[int, ...] = ()
@@ -1038,7 +1026,7 @@ class Xen:
         t = v.timer
         if not write:
             if reg == "CNTV_CTL_EL0":
-                return t.ctl | (CNTx_CTL_PENDING if t.istatus and t.ctl & CNTx_CTL_ENABLE else 0)
+                return t.ctl | (CNTV_CTL_ISTATUS if t.istatus and t.ctl & CNTV_CTL_ENABLE else 0)
             if reg == "CNTV_CVAL_EL0":
                 return t.cval
             if reg == "CNTV_TVAL_EL0":
@@ -1048,9 +1036,9 @@ class Xen:
             return self.machine.timer_freq_hz
         period = self.machine.timer_period_ns
         if reg == "CNTV_CTL_EL0":
-            was = t.ctl & CNTx_CTL_ENABLE
-            t.ctl = value & (CNTx_CTL_ENABLE | CNTx_CTL_MASK)
-            if not t.ctl & CNTx_CTL_ENABLE:
+            was = t.ctl & CNTV_CTL_ENABLE
+            t.ctl = value & (CNTV_CTL_ENABLE | CNTV_CTL_IMASK)
+            if not t.ctl & CNTV_CTL_ENABLE:
                 t.istatus = False
                 t.generation += 1
             elif not was and period > 0 and self._port is not None:
@@ -1072,7 +1060,7 @@ class Xen:
             return
         v = self.vcpus[vcpu]
         t = v.timer
-        if generation != t.generation or not t.ctl & CNTx_CTL_ENABLE:
+        if generation != t.generation or not t.ctl & CNTV_CTL_ENABLE:
             return
         t.istatus = True
         if self._port is not None and self.machine.timer_period_ns > 0:
@@ -1098,14 +1086,14 @@ class Xen:
         if current is None:
             return
         v = self.vcpus[current]
-        v.timer.ctl |= CNTx_CTL_MASK
+        v.timer.ctl |= CNTV_CTL_IMASK
         self.gic.set_ppi(cpu, self.machine.timer_virt_ppi, False)
         self.stats.vtimer_irqs += 1
         self._inject_ppi(current, self.machine.timer_virt_ppi, "vtimer_interrupt")
 
     def virt_timer_expired(self, v: VcpuCtl) -> None:
         """vtimer.c virt_timer_expired: Xen's software timer for a descheduled vCPU."""
-        v.timer.ctl |= CNTx_CTL_MASK
+        v.timer.ctl |= CNTV_CTL_IMASK
         self.stats.vtimer_irqs += 1
         self._inject_ppi(v.id, self.machine.timer_virt_ppi, "virt_timer_expired")
 
