@@ -57,7 +57,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from cosim import run
 
     return run.main(
-        args.scenario, quiet=args.quiet, as_json=args.json, trace=args.trace, faults=args.faults
+        args.scenario,
+        quiet=args.quiet,
+        as_json=args.json,
+        trace=args.trace,
+        faults=args.faults,
+        processes=args.processes,
+        tcp=args.tcp,
+    )
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from cosim import serve
+
+    return serve.main(
+        args.role,
+        args.scenario,
+        listen_addr=args.listen,
+        connect_addr=args.connect,
+        secret_file=args.secret_file,
     )
 
 
@@ -86,7 +104,26 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="the result object as JSON")
     r.add_argument("--trace", metavar="FILE", help="write the trace of every message and event")
     r.add_argument("--faults", metavar="PLAN", help="a fault plan: TOML with [[faults]] rules")
+    r.add_argument(
+        "--processes", action="store_true", help="one OS process per component (Unix sockets)"
+    )
+    r.add_argument(
+        "--tcp", action="store_true", help="with --processes: link them by TCP on 127.0.0.1"
+    )
     r.set_defaults(func=_cmd_run)
+
+    sv = sub.add_parser("serve", help="run one component of a scenario for a multi-process run")
+    sv.add_argument("role", help="component: host, guest, or its name (xen, dom0, dev.NAME)")
+    sv.add_argument("--scenario", required=True, help="scenario file (the run's, same hash)")
+    where = sv.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--listen", metavar="ADDR", help="wait for the run: unix:PATH or tcp:HOST:PORT"
+    )
+    where.add_argument("--connect", metavar="ADDR", help="join the run listening at ADDR")
+    sv.add_argument(
+        "--secret-file", metavar="FILE", help="the run's shared secret (else $COSIM_SECRET)"
+    )
+    sv.set_defaults(func=_cmd_serve)
 
     mx = sub.add_parser("matrix", help="run scenarios and print one row each: the verdict table")
     mx.add_argument("scenarios", nargs="*", help="scenario files (default: every file in configs/)")
@@ -107,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("model_log", help="the model's log (cosim run output)")
     c.add_argument("real_log", help="a real kernel log (dmesg or console)")
     c.set_defaults(func=_cmd_compare_log)
+
+    bn = sub.add_parser("bench", help="speed and scale, each next to the raw echo's ceiling")
+    bn.add_argument("--json", action="store_true", help="one key per figure")
+    bn.add_argument("--quick", action="store_true", help="small counts, no 64/128 vCPUs, no matrix")
+    bn.set_defaults(
+        func=lambda a: __import__("cosim.bench").bench.main(as_json=a.json, quick=a.quick)
+    )
 
     t = sub.add_parser("trace", help="inspect a trace file")
     tsub = t.add_subparsers(dest="trace_command", metavar="TRACE_COMMAND", parser_class=_Parser)

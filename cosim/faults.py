@@ -80,12 +80,16 @@ ACTIONS: dict[str, ActionInfo] = {
         "link", _BOTH, False, "held until the next envelope on the link passes it (or `delay`)"
     ),
     "corrupt": ActionInfo(
-        "link", _BOTH, False,
+        "link",
+        _BOTH,
+        False,
         "`bytes` random bytes of its frame flipped; a frame that no longer decodes cuts the link",
     ),  # fmt: skip
     "cut": ActionInfo("link", _BOTH, False, "this and every later envelope on the link dropped"),
     "lr_stuck": ActionInfo(
-        "xen", ("xen",), False,
+        "xen",
+        ("xen",),
+        False,
         "list register `lr` keeps the state Xen wrote at the last entry across an exit",
     ),  # fmt: skip
     "maintenance_lost": ActionInfo(
@@ -211,10 +215,11 @@ def check_rules(rules: Sequence[FaultRule], file: str, host: str | None = None) 
                                  "messages; remove match")  # fmt: skip
         if r.window and len(r.window) != 2:
             raise FaultPlanError(f"{where}.window = {r.window!r}: needs [start, end]")
-        for key, value in (
-            [(f"window[{j}]", w) for j, w in enumerate(r.window)]
-            + [("at", r.at), ("every", r.every), ("delay", r.delay)]
-        ):
+        for key, value in [(f"window[{j}]", w) for j, w in enumerate(r.window)] + [
+            ("at", r.at),
+            ("every", r.every),
+            ("delay", r.delay),
+        ]:
             if value is None:
                 continue
             try:
@@ -289,7 +294,7 @@ class _State:
         else:
             if r.times >= 0 and self.fired >= r.times:
                 return False
-            if self.space > 0:
+            if self.space > size:  # the budget is consumed before failures start
                 self.space -= size
                 return False
             if self.matches % r.interval:
@@ -455,7 +460,7 @@ class FaultInjector:
             out = [(self._lr_stuck(e), x) if isinstance(e.msg, Exit) else (e, x) for e, x in out]
         if held is not None:  # reorder: the held envelope goes right after this one
             h_env, _, _ = held
-            out.append((h_env, max(0, env.t - h_env.t)))
+            out.append((h_env, 0))  # pushed after this one, at this one's time
         return out
 
     def _apply(
@@ -552,9 +557,7 @@ class FaultInjector:
             if _lr_state(new) & 1 and not _lr_state(old) & 1 and virq >= 8192:
                 self.counters.lpis_raised_by_fault += 1
             self.record(st, self.host, vcpu=msg.vcpu, lr=r.lr, was=old, kept=new, virq=virq)
-            ctx = msgspec.structs.replace(
-                msg.ctx, lrs=lrs[: r.lr] + (new,) + lrs[r.lr + 1 :]
-            )
+            ctx = msgspec.structs.replace(msg.ctx, lrs=lrs[: r.lr] + (new,) + lrs[r.lr + 1 :])
             env = msgspec.structs.replace(env, msg=msgspec.structs.replace(msg, ctx=ctx))
         return env
 
@@ -625,6 +628,7 @@ class FaultInjector:
             op["cpu"] = r.cpu
             self.record(st, self.guest, op=op)
             sim.guest.fault_task(r.cpu, lambda op=op: fuzz.op_task(sim, op, None))
+            fuzz.wake(sim, r.cpu)
 
 
 def _matches(match: dict[str, Any], env: Envelope) -> bool:

@@ -42,6 +42,8 @@ def add_fault_commands(sub: Any) -> None:
                    help="also self-harming writes and shutdowns (no liveness check)")  # fmt: skip
     z.add_argument("--no-shrink", action="store_true", help="do not shrink a failure")
     z.add_argument("--trace", metavar="FILE", help="write the run's trace")
+    z.add_argument("--round", type=int, default=500,
+                   help="operations per boot (default 500); a xen_crash ends only its round")  # fmt: skip
     z.set_defaults(func=_cmd_fuzz)
 
 
@@ -59,7 +61,7 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
 
     return fuzz.main(args.scenario, budget=args.budget, seed=args.seed, replay=args.replay,
                      out_path=args.out, hostile_all=args.hostile_all, no_shrink=args.no_shrink,
-                     trace=args.trace)  # fmt: skip
+                     trace=args.trace, round_size=args.round)  # fmt: skip
 
 
 def list_main(*, as_json: bool = False, out: TextIO | None = None) -> int:

@@ -16,10 +16,13 @@ accounting; it is shrunk by bisecting the sequence and written as a replay file.
 
 By default the fuzzer does not write the registers through which a domain legitimately turns
 off its own interrupts (:data:`SELF_HARM_REGS`: GICD/GICR/GITS_CTLR, the LPI table bases, the
-command queue registers, PPI enables/groups/priorities, ICC_PMR/IGRPEN1/CTLR, IAR reads), does
-not send ITS commands that unmap or retarget the scenario's own devices, and does not shut the
-domain down (PSCI CPU_OFF/SYSTEM_OFF/SYSTEM_RESET, SCHEDOP_shutdown); ``--hostile-all`` does
-all of that too and drops the liveness check.
+command queue registers, PPI enables/groups/priorities, ICC_PMR/IGRPEN1/CTLR/AP1Rn, IAR
+reads), does not send ITS commands that unmap or retarget the scenario's own devices, and does
+not shut the domain down (PSCI CPU_OFF/SYSTEM_OFF/SYSTEM_RESET, SCHEDOP_shutdown);
+``--hostile-all`` does all of that too and drops the liveness check. A vCPU blocked with no
+interrupt source (CPU_SUSPEND, SCHEDOP_block) is woken by ``vcpu_kick`` after 2 ms without
+progress, the event a timer tick would be. Campaigns run in rounds of ``--round`` operations,
+each on a fresh boot, so a ``xen_crash`` ends only its round.
 """
 
 from __future__ import annotations
@@ -80,8 +83,10 @@ PSCI_FIDS = (
     PSCI_1_0_FN_PSCI_FEATURES, 0x84000005, 0x84000007, 0x8400000B, 0x8400000C, 0x80000000,
     0x80000001, 0x8400FFFF, 0xC4000001, 0,
 )  # fmt: skip
+#: Calls that never return: PSCI 0.2 CPU_OFF/SYSTEM_OFF/SYSTEM_RESET(2), and Xen's PSCI 0.1
+#: CPU_OFF (function id 1, do_vpsci_0_1_call).
 PSCI_ENDING = (PSCI_0_2_FN_CPU_OFF, PSCI_0_2_FN_SYSTEM_OFF, PSCI_0_2_FN_SYSTEM_RESET,
-               *PSCI_SYSTEM_RESET2)  # fmt: skip
+               *PSCI_SYSTEM_RESET2, 1)  # fmt: skip
 SYSREGS = (
     "ICC_IAR1_EL1", "ICC_EOIR1_EL1", "ICC_DIR_EL1", "ICC_HPPIR1_EL1", "ICC_RPR_EL1",
     "ICC_PMR_EL1", "ICC_BPR1_EL1", "ICC_BPR0_EL1", "ICC_CTLR_EL1", "ICC_SRE_EL1",
@@ -95,7 +100,7 @@ SELF_HARM_REGS = re.compile(
     r"^(GICD_CTLR|GICD_ICENABLER\d+|GICD_IGROUPR\d+|GICD_IGRPMODR\d+|GICD_IPRIORITYR\d+"
     r"|GICR_CTLR|GICR_WAKER|GICR_PROPBASER|GICR_PENDBASER|GICR_ICENABLER0|GICR_IGROUPR0"
     r"|GICR_IGRPMODR0|GICR_IPRIORITYR\d+|GICR_ICFGR\d+|GITS_CTLR|GITS_CBASER|GITS_CWRITER"
-    r"|GITS_BASER\d+|ICC_PMR_EL1|ICC_IGRPEN1_EL1|ICC_CTLR_EL1|CNTV_\w+)$"
+    r"|GITS_BASER\d+|ICC_PMR_EL1|ICC_IGRPEN1_EL1|ICC_CTLR_EL1|ICC_AP[01]R\d_EL1|CNTV_\w+)$"
 )
 #: ITS commands that unmap, retarget or raise a device's events (MOVI, INT, CLEAR, MAPD,
 #: MAPC, MAPTI, MAPI, DISCARD): not aimed at the scenario's devices by default.
@@ -300,6 +305,15 @@ def _its_command(sim: Any, op: dict[str, Any], why: str) -> Gen:
     return "not-consumed"
 
 
+def wake(sim: Any, cpu: int) -> None:
+    """The task's process is runnable: under Xen a vCPU blocked in WFI needs ``vcpu_kick``
+    (the scheduler's event check); on bare metal the CPU picks it up at its WFI at once."""
+    kick = getattr(sim.host, "vcpu_kick", None)
+    vcpus = getattr(sim.host, "vcpus", None)
+    if kick is not None and vcpus is not None and 0 <= cpu < len(vcpus):
+        kick(cpu)
+
+
 # -- a campaign --------------------------------------------------------------------------------
 
 _EXC = re.compile(r"\b[A-Z]\w*(Error|Exception): ")
@@ -388,22 +402,28 @@ def _campaign(sim: Any, ops: list[dict[str, Any]], answered: dict[int, Any], err
 
     for cpu, idx in sorted(per_cpu.items()):
         sim.guest.run_on(cpu, lambda cpu=cpu, idx=idx: campaign(cpu, idx))
+        wake(sim, cpu)
     # Run until every operation is answered (then settle), the host stops, or nothing moves.
-    last_progress, last_count = sched.now, -1
+    # (an empty queue does not move the clock: keep time here)
+    t = sched.now
+    last_progress, last_count = t, -1
     while not sched._stopped:
-        t = sched.now + MS
+        t += MS
         sched.run(until=t)
         if len(answered) != last_count:
-            last_count, last_progress = len(answered), sched.now
-        if len(answered) == len(ops) or sched.now - last_progress > 50 * MS:
+            last_count, last_progress = len(answered), t
+        if len(answered) == len(ops) or t - last_progress > 50 * MS:
             break
+        if t - last_progress >= 2 * MS:  # a vCPU blocked (CPU_SUSPEND, SCHEDOP_block) with
+            for cpu in per_cpu:  # no interrupt source: the event a timer tick would be
+                wake(sim, cpu)
     if not sched._stopped:
-        sched.run(until=sched.now + SETTLE_NS)
+        sched.run(until=t + SETTLE_NS)
     delivered1 = _delivered(sim)
     for dev in sim.devices:
         dev.limit = dev.arrivals
     if not sched._stopped:
-        sched.run(until=sched.now + drain)
+        sched.run(until=t + SETTLE_NS + drain)
     r = sim.result()
     out = FuzzOutcome(len(ops), len(answered), "ok", result=r,
                       delivered_during=delivered1 - delivered0, errors=errors)  # fmt: skip
@@ -427,7 +447,13 @@ def _judge(sim: Any, ops: list[dict[str, Any]], answered: dict[int, Any], r: dic
         return Failure("model-error", (errors + r["errors"])[0])
     if out.outcome != "ok":
         return None  # xen_crash or shutdown: the run ended on purpose
-    missing = [i for i in range(len(ops)) if i not in answered]
+    # A call that never returns by definition (CPU_OFF, ...) ends its vCPU's sequence.
+    ended: dict[int, int] = {}
+    for i, op in enumerate(ops):
+        if op["op"] == "smccc" and op["fid"] in PSCI_ENDING:
+            ended.setdefault(op.get("cpu", 0), i)
+    missing = [i for i in range(len(ops)) if i not in answered
+               and i < ended.get(ops[i].get("cpu", 0), len(ops))]  # fmt: skip
     if missing:
         i = missing[0]
         return Failure("unanswered", f"op #{i} {json.dumps(ops[i])} got no answer")
@@ -525,7 +551,7 @@ def describe(o: FuzzOutcome) -> str:
 
 def main(scenario: str, *, budget: int = 300, seed: int = 1, replay: str | None = None,
          out_path: str | None = None, hostile_all: bool = False, no_shrink: bool = False,
-         trace: str | None = None, out: TextIO | None = None,
+         trace: str | None = None, round_size: int = 500, out: TextIO | None = None,
          err: TextIO | None = None) -> int:  # fmt: skip
     from cosim.scenario import ScenarioError, load
 
@@ -546,9 +572,29 @@ def main(scenario: str, *, budget: int = 300, seed: int = 1, replay: str | None 
     except (ScenarioError, ValueError) as exc:
         err.write(f"cosim fuzz: {exc}\n")
         return 2
-    o = run_ops(sc, ops, hostile_all=hostile_all, trace_path=trace)
-    out.write(f"cosim fuzz {scenario} seed {seed}: {describe(o)}\n")
+    # Rounds of at most `round_size` operations, each on a fresh boot: a round that ends in a
+    # xen_crash or a shutdown (expected outcomes) does not end the campaign.
+    step = len(ops) if replay else max(1, round_size)
+    crashes: dict[str, int] = {}
+    o: FuzzOutcome | None = None
+    for start in range(0, len(ops), step):
+        chunk = ops[start : start + step]
+        o = run_ops(sc, chunk, hostile_all=hostile_all, trace_path=trace)
+        label = f"ops {start}..{start + len(chunk) - 1}"
+        out.write(f"cosim fuzz {scenario} seed {seed} {label}: {describe(o)}\n")
+        if o.crash_site:
+            crashes[o.crash_site] = crashes.get(o.crash_site, 0) + 1
+        if o.failure is not None:
+            ops = chunk
+            break
+    assert o is not None
     if o.failure is None:
+        sites = ", ".join(f"{k} x{v}" for k, v in sorted(crashes.items()))
+        out.write(
+            f"clean: {len(ops)} operations, no failure"
+            + (f"; expected xen_crash outcomes: {sites}" if sites else "")
+            + "\n"
+        )
         return 0
     out.write(f"FAILURE ({o.failure.kind}): {o.failure.detail}\n")
     small = ops

@@ -363,11 +363,26 @@ def main(
     faults: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    processes: bool = False,
+    tcp: bool = False,
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     try:
         sc = load(scenario)
+        if processes or tcp:  # one OS process per component (cosim/supervisor.py)
+            from cosim.supervisor import main_processes
+
+            return main_processes(
+                sc,
+                quiet=quiet,
+                as_json=as_json,
+                trace=trace,
+                faults=faults,
+                tcp=tcp,
+                out=out,
+                err=err,
+            )
         plan = None
         if faults:
             from cosim.faults import load_plan

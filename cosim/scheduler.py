@@ -10,15 +10,17 @@ trace byte for byte.
 Event keys (no global sequence number, so that a scheduler holding only some
 of the components orders their events exactly as one holding all of them):
 
-* an item the component ranked ``r`` (its place in add order) creates for time
-  ``t`` is keyed ``(t, r, n)``, ``n`` counting the items ``r`` has created (a
-  delivery belongs to its sender, a timer to its owner, a delayed send's
-  emission to its sender);
+* an item the component ranked ``r`` (its place in add order) creates for a
+  later time ``t`` (or outside any event, e.g. in ``start``) is keyed
+  ``(t, 0, r, n)``, ``n`` counting the items ``r`` has created (a delivery
+  belongs to its sender, a timer to its owner, a delayed send's emission to its
+  sender);
 * an item created for the *current* time (a zero-latency reply, a zero delay
-  timer) extends the key of the event creating it: ``cur + (r, n)``. So it
-  sorts after its cause and before every later event, and keys taken from the
-  queue only ever increase: processing order is key order;
-* ``start`` of component ``r`` runs as event ``(0, -1, r)``.
+  timer) by the event keyed ``(t, d, *rest)`` is keyed ``(t, d + 1, *rest, r, n)``.
+  Within one instant the order is breadth first, as a FIFO queue would have it:
+  what was queued before the instant began, then what those events caused, and
+  so on; every key taken from the queue is larger than the one before, so
+  processing order is key order.
 
 Request ids are per component too: ``(k << 8) | (r + 1)`` for its k-th request.
 The trace is written in processing order, i.e. by (cause key, index within the
@@ -127,7 +129,7 @@ class RunResult:
     pending: int = 0
 
 
-#: An event key: (time, rank, count) possibly extended by (rank, count) pairs; see the module doc.
+#: An event key: (time, depth, rank, count, ...): see the module doc.
 Key = tuple[int, ...]
 #: Largest number of components one scheduler orders (ranks are packed in request ids).
 MAX_COMPONENTS = 255
@@ -181,6 +183,8 @@ class Scheduler:
         self._requests: list[int] = []  # per rank: request ids handed out so far
         self._cur: Key | None = None  # key of the event being handled
         self._bound: Key | None = None  # run(below=...): no event at or past this key
+        #: The bound the last run(below=...) ended with (lowered by deliveries that left).
+        self.reached: Key | None = None
         self._stopped = ""
         #: Key of the event that called stop (None while running).
         self.stop_key: Key | None = None
@@ -237,8 +241,8 @@ class Scheduler:
         self._made[r] = n + 1
         cur = self._cur
         if cur is not None and t == cur[0]:
-            return cur + (r, n)
-        return (t, r, n)
+            return (t, cur[1] + 1, *cur[2:], r, n)
+        return (t, 0, r, n)
 
     # -- used through Port ----------------------------------------------------
 
@@ -337,6 +341,11 @@ class Scheduler:
         return self._queue[0].key if self._queue else None
 
     @property
+    def stopped(self) -> str:
+        """Why a component stopped the run ("" while it goes on)."""
+        return self._stopped
+
+    @property
     def pending(self) -> int:
         return len(self._queue)
 
@@ -344,11 +353,7 @@ class Scheduler:
 
     def start(self) -> None:
         for name, comp in self._components.items():
-            self._cur = (0, -1, self._ranks[name])
-            try:
-                comp.start(self._ports[name])
-            finally:
-                self._cur = None
+            comp.start(self._ports[name])
 
     def run(
         self, until: int | None = None, max_events: int | None = None, *, below: Key | None = None
@@ -384,5 +389,6 @@ class Scheduler:
                     comp.timer(item.token, port)
         finally:
             self._cur = None
+            self.reached = self._bound
             self._bound = None
         return RunResult(self.now, self.events, self._stopped, len(q))

@@ -209,6 +209,8 @@ class Distributor:
     def _int_pending(self) -> int:
         """gicd_int_pending(): pending (latch or level), enabled, not active, group enabled."""
         pend = (self.pending | (~self.edge_trigger & self.level)) & self.enabled & ~self.active
+        if not pend:
+            return 0
         grpmask = 0
         if self.ctlr & GICD_CTLR_EN_GRP1NS:
             grpmask |= self.group

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gic.cpu_interface import CpuInterface, SgiRequest, SysregError
-from gic.distributor import Distributor, GuestError, Hppi, best_of
+from gic.distributor import Distributor, GuestError, Hppi, better
 from gic.its import (
     BadAccess,
     CommandError,
@@ -77,8 +77,15 @@ class _PeSource:
     def hppi(self) -> Hppi | None:
         g = self._gic
         rd = g.redists[self._cpu]
-        lpi = rd.lpi_hppi() if g.lpis else None
-        return best_of(g.dist.hppi_for(rd.affinity), rd.private_hppi(g.dist.ctlr), lpi)
+        best = g.dist.hppi_for(rd.affinity)  # best_of(spi, private, lpi), unrolled: hot path
+        cand = rd.private_hppi(g.dist.ctlr)
+        if better(cand, best):
+            best = cand
+        if g.lpis:
+            cand = rd.lpi_hppi()
+            if better(cand, best):
+                best = cand
+        return best
 
     def activate(self, intid: int) -> Core[None]:
         """icc_activate_irq(): SGI/PPI, SPI, or clear the LPI's RAM pending bit."""

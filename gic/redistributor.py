@@ -231,11 +231,13 @@ class Redistributor:
             grpmask |= ~self.igroupr0
         pend &= grpmask & 0xFFFFFFFF
         best: Hppi | None = None
-        for i in range(32):
-            if pend >> i & 1:
-                cand = Hppi(i, self.ipriorityr[i], bool(self.igroupr0 >> i & 1))
-                if better(cand, best):
-                    best = cand
+        while pend:  # the set bits, lowest INTID first (QEMU's loop order)
+            low = pend & -pend
+            pend ^= low
+            i = low.bit_length() - 1
+            cand = Hppi(i, self.ipriorityr[i], bool(self.igroupr0 & low))
+            if better(cand, best):
+                best = cand
         return best
 
     def lpi_hppi(self) -> Hppi | None:

@@ -42,6 +42,7 @@ encodings in A64), the documented simplification of decoding.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -280,29 +281,43 @@ class Image:
     def text_words(self) -> list[tuple[int, bytes]]:
         """(address, bytes) the loader writes: padding NOPs, then the prologue, per symbol;
         BRK words at the WARN/BUG sites."""
-        out = []
-        for name in SYMBOLS:
-            a = self.addr(name)
-            pad = b"".join(NOP.to_bytes(4, "little") for _ in range(WORDS_BEFORE))
-            body = b"".join(w.to_bytes(4, "little") for w in PROLOGUE)
-            out.append((a - 4 * WORDS_BEFORE, pad + body))
-        for fn, off in BRK_SITES.values():
-            a = self.addr(fn) + off
-            out.append(
-                (
-                    a - 16,
-                    b"".join(
-                        w.to_bytes(4, "little")
-                        for w in (0xAA1303E0, 0x97FFF000, 0x2A0003E1, 0x34000040)
-                    )
-                    + BRK_BUG.to_bytes(4, "little"),
-                )
-            )
-        return out
+        return list(_text_words(self.layout))
 
     def expected_word(self, addr: int) -> int | None:
         """The word the loader put at ``addr`` (None where the model keeps no bytes)."""
-        for base, data in self.text_words():
-            if base <= addr and addr + 4 <= base + len(data):
-                return int.from_bytes(data[addr - base : addr - base + 4], "little")
-        return None
+        return _expected_words(self.layout).get(addr)
+
+
+#: The words are fixed by the layout alone; a CPU "executes" a symbol on every modelled call,
+#: so they are built once per layout (a handful per run: each kernel's load address).
+_SYMBOL_WORDS = b"".join(NOP.to_bytes(4, "little") for _ in range(WORDS_BEFORE)) + b"".join(
+    w.to_bytes(4, "little") for w in PROLOGUE
+)
+_BRK_WORDS = b"".join(
+    w.to_bytes(4, "little") for w in (0xAA1303E0, 0x97FFF000, 0x2A0003E1, 0x34000040)
+) + BRK_BUG.to_bytes(4, "little")
+
+
+@functools.lru_cache(maxsize=64)
+def _text_words(layout: ImageLayout) -> tuple[tuple[int, bytes], ...]:
+    """Image.text_words for ``layout``, in the loader's order."""
+    stext, init_begin = layout.stext, layout.init_begin
+
+    def addr(name: str) -> int:
+        s = SYMBOLS[name]
+        return (stext if s.section == "text" else init_begin) + s.offset
+
+    out = [(addr(name) - 4 * WORDS_BEFORE, _SYMBOL_WORDS) for name in SYMBOLS]
+    out += [(addr(fn) + off - 16, _BRK_WORDS) for fn, off in BRK_SITES.values()]
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _expected_words(layout: ImageLayout) -> dict[int, int]:
+    """Every address ``expected_word`` answers for, with its word: the first range (in
+    text_words order) holding the 4 bytes at that address wins, as a linear search would."""
+    words: dict[int, int] = {}
+    for base, data in _text_words(layout):
+        for off in range(len(data) - 3):
+            words.setdefault(base + off, int.from_bytes(data[off : off + 4], "little"))
+    return words

@@ -29,6 +29,7 @@ before it is good. A reader never raises on a bad record, only on a bad header.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import zlib
@@ -96,9 +97,28 @@ class TraceProblem:
         return self.message
 
 
+#: One reusable packer (msgpack.packb builds a new one per call); same bytes as packb.
+_PACKER = msgpack.Packer(use_bin_type=True)
+_HEADER_PACK = RECORD_HEADER.pack
+_CRC32 = zlib.crc32
+
+
 def _pack(obj: Any) -> bytes:
-    payload = msgpack.packb(obj, use_bin_type=True)
-    return RECORD_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+    try:
+        payload = _PACKER.pack(obj)
+    except BaseException:
+        _PACKER.reset()  # a failed pack may leave a partial object in the buffer
+        raise
+    return _HEADER_PACK(len(payload), _CRC32(payload)) + payload
+
+
+_to_builtins = msgspec.to_builtins
+
+
+@functools.cache
+def _tag(msg_type: type) -> str:
+    """A message type's ``kind`` (its msgspec tag), looked up once per type."""
+    return msg_type.__struct_config__.tag  # type: ignore[attr-defined, no-any-return]
 
 
 def envelope_body(env: Envelope) -> dict[str, Any]:
@@ -125,7 +145,8 @@ class TraceWriter:
         self._fd: int | None = os.open(
             self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o644
         )
-        self._batch: list[bytes] = []
+        self._batch: list[bytes] = []  # record headers and payloads, written by flush()
+        self._batched = 0  # records in the batch
         self._seq = 0
         self._write(head)
 
@@ -156,28 +177,43 @@ class TraceWriter:
             raise TraceError(f"record {seq} ({kind}) cannot be written: {exc}") from None
         self._seq += 1
         self._batch.append(data)
-        if len(self._batch) >= self.flush_every:
+        self._batched += 1
+        if self._batched >= self.flush_every:
             self.flush()
         return seq
 
     def envelope(self, env: Envelope) -> int:
-        """Record a message in flight."""
-        return self.record(
-            t=env.t,
-            src=env.src,
-            dst=env.dst,
-            kind=env.kind,
-            body=envelope_body(env),
-            why=env.why,
-            id=env.id,
-            reply_to=env.reply_to,
-        )
+        """Record a message in flight (record() with the envelope's fields, inlined: the
+        scheduler calls this for every message)."""
+        if self._fd is None:
+            raise TraceError(f"trace writer for {self.path} is closed")
+        seq = self._seq
+        msg = env.msg
+        kind = _tag(type(msg))
+        body = _to_builtins(msg, builtin_types=(bytes,))
+        body.pop("kind", None)
+        try:
+            payload = _PACKER.pack(
+                [seq, env.t, env.src, env.dst, kind, body, env.why, env.id, env.reply_to]
+            )
+        except (TypeError, ValueError, OverflowError) as exc:
+            _PACKER.reset()
+            raise TraceError(f"record {seq} ({kind}) cannot be written: {exc}") from None
+        self._seq = seq + 1
+        batch = self._batch
+        batch.append(_HEADER_PACK(len(payload), _CRC32(payload)))
+        batch.append(payload)
+        self._batched += 1
+        if self._batched >= self.flush_every:
+            self.flush()
+        return seq
 
     def flush(self) -> None:
         """Write the batch with one os.write."""
         if self._batch and self._fd is not None:
             data = b"".join(self._batch)
             self._batch.clear()
+            self._batched = 0
             self._write(data)
 
     def _write(self, data: bytes) -> None:

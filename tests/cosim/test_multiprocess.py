@@ -1,0 +1,270 @@
+"""Multi-process runs (issue 8): the same trace and result as in process, failures, refusals.
+
+Every test here starts real OS processes (``cosim serve``); the scenarios are small
+4-vCPU ones so each run takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import trio
+
+from cosim import supervisor
+from cosim.cli import main as cli_main
+from cosim.distributed import simulate
+from cosim.run import execute
+from cosim.scenario import loads
+from cosim.serve import connect, parse_address
+from transport.messages import Envelope, Error, Hello
+from transport.trace import read_trace
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BAREMETAL = """
+[machine]
+pcpus = 4
+[host]
+kind = "baremetal"
+boot = "{boot}"
+[guest]
+vcpus = 4
+[[devices]]
+name = "nic"
+devid = 0x10
+events = 2
+msi_rate = {rate}
+[run]
+seed = 5
+duration = "{duration}"
+"""
+XEN = """
+[machine]
+pcpus = 4
+[host]
+kind = "xen"
+has_its = true
+dom0_boot = "acpi"
+[guest]
+vcpus = 4
+[[devices]]
+name = "nic"
+devid = 0x10
+events = 2
+msi_rate = 5000
+[run]
+seed = 5
+duration = "20ms"
+"""
+# The first kernel boots by ~126 ms; the kexec'd DT kernel dies on its overwritten text and
+# the host stops the run (PSCI): the stop must end both modes at the same event.
+KEXEC = BAREMETAL.format(boot="dt", rate=2000, duration="200ms") + (
+    '[[actions]]\nat = "127ms"\ndo = "kexec"\n'
+)
+EFI = BAREMETAL.format(boot="efi", rate=5000, duration="128ms")
+#: The failure tests kill a component here: every one of them has sent something by then.
+KILL_AT_NS = 126_500_000
+
+
+def _json(result: dict[str, Any]) -> str:
+    return json.dumps(msgspec.to_builtins(result), sort_keys=True)
+
+
+def _in_process(text: str, name: str, trace: Path) -> dict[str, Any]:
+    _, result = execute(loads(text, name), str(trace))
+    return result
+
+
+def _same_traces(a: Path, b: Path) -> None:
+    """Equal record by record, and ``cosim trace diff --canonical`` finds nothing."""
+    ha, ra, pa = read_trace(a)
+    hb, rb, pb = read_trace(b)
+    assert pa is None and pb is None
+    assert ha["scenario_sha256"] == hb["scenario_sha256"] and hb["mode"] == "processes"
+    assert len(ra) == len(rb) and ra == rb
+    assert cli_main(["trace", "diff", str(a), str(b), "--canonical"]) == 0
+
+
+def _gone(pid: int) -> bool:
+    """The process and its process group no longer exist (reaped, so not even a zombie)."""
+    for probe in (os.kill, os.killpg):
+        try:
+            probe(pid, 0)
+        except ProcessLookupError:
+            continue
+        return False
+    return True
+
+
+def test_node_core_matches_in_process(tmp_path: Path) -> None:
+    """The synchronisation without sockets: every component on its own scheduler."""
+    a, b = tmp_path / "a.trace", tmp_path / "b.trace"
+    expected = _in_process(KEXEC, "kexec.toml", a)
+    _, result = simulate(loads(KEXEC, "kexec.toml"), str(b))
+    assert _json(result) == _json(expected)
+    assert expected["kexec"]["outcome"] == "panic" and expected["t_end_ns"] < 200_000_000
+    _same_traces_records_only(a, b)
+
+
+def _same_traces_records_only(a: Path, b: Path) -> None:
+    _, ra, pa = read_trace(a)
+    _, rb, pb = read_trace(b)
+    assert pa is None and pb is None and ra == rb
+
+
+def test_cli_kexec_same_json_exit_and_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``cosim run --processes --json``: a kexec that panics and stops the run, as in process."""
+    sc = tmp_path / "bm-dt-kexec.toml"
+    sc.write_text(KEXEC)
+    a, b = tmp_path / "in.trace", tmp_path / "mp.trace"
+    assert cli_main(["run", str(sc), "--json", "--trace", str(a)]) == 1  # exit: panic
+    inproc = capsys.readouterr().out
+    assert cli_main(["run", str(sc), "--json", "--trace", str(b), "--processes"]) == 1
+    multi = capsys.readouterr().out
+    assert multi == inproc
+    r = json.loads(multi)
+    assert r["kexec"]["outcome"] == "panic" and r["exit"] == "panic"
+    _same_traces(a, b)
+
+
+def test_efi_with_a_device_served_by_hand(tmp_path: Path) -> None:
+    """``cosim serve dev.nic --listen``: a component started by hand joins the run."""
+    text = EFI
+    a, b = tmp_path / "in.trace", tmp_path / "mp.trace"
+    expected = _in_process(text, "efi.toml", a)
+    assert expected["lpis_raised"] > 0 and expected["lpis_delivered"] > 0
+    file = tmp_path / "efi.toml"
+    file.write_text(text)
+    sock = tmp_path / "nic.sock"
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "cosim", "serve", "nic", "--scenario", str(file)]
+        + ["--listen", f"unix:{sock}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    try:
+        assert dev.stdout is not None
+        assert dev.stdout.readline().strip() == f"cosim serve: dev.nic listening on unix:{sock}"
+        out = supervisor.run_sync(
+            loads(text, "efi.toml"),
+            text=text,
+            trace_path=str(b),
+            remote={"dev.nic": f"unix:{sock}"},
+        )
+        assert dev.wait(timeout=30) == 0
+    finally:
+        dev.kill()
+        dev.wait()
+    assert out.failure == "" and out.status == 0
+    assert _json(out.result or {}) == _json(expected)
+    assert "dev.nic" not in out.pids  # not ours to start
+    _same_traces(a, b)
+
+
+def test_xen_over_tcp_refuses_strangers(tmp_path: Path) -> None:
+    """Xen over TCP; meanwhile a component of another scenario, one without the secret and one
+    of another protocol version knock: each is refused with one line, the run is unaffected."""
+    a, b = tmp_path / "in.trace", tmp_path / "mp.trace"
+    expected = _in_process(XEN, "xen.toml", a)
+    other = tmp_path / "other.toml"
+    other.write_text(XEN.replace("seed = 5", "seed = 6"))
+    same = tmp_path / "xen.toml"
+    same.write_text(XEN)
+    refused: dict[str, tuple[int, str]] = {}
+
+    async def strangers(address: str, secret: str) -> None:
+        assert address.startswith("tcp:127.0.0.1:")
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env.pop(supervisor.SECRET_ENV, None)
+
+        async def knock(what: str, file: Path, extra: dict[str, str]) -> None:
+            p = await trio.run_process(
+                [sys.executable, "-m", "cosim", "serve", "xen", "--scenario", str(file)]
+                + ["--connect", address],
+                env=env | extra,
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+            refused[what] = (p.returncode, p.stderr.decode())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(knock, "scenario", other, {supervisor.SECRET_ENV: secret})
+            nursery.start_soon(knock, "secret", same, {})
+        link = await connect(parse_address(address), "stranger")
+        async with link:
+            await link.send(
+                Envelope(
+                    t=0,
+                    src="xen",
+                    dst="run",
+                    msg=Hello(role="xen", version=99, scenario_hash=expected_hash, secret=secret),
+                )
+            )
+            answer = await link.receive()
+        assert isinstance(answer.msg, Error) and answer.msg.code == "version"
+        refused["version"] = (1, answer.msg.text)
+
+    expected_hash = loads(XEN, "xen.toml").sha256
+    out = supervisor.run_sync(
+        loads(XEN, "xen.toml"), text=XEN, trace_path=str(b), tcp=True, before_spawn=strangers
+    )
+    assert out.failure == "" and out.status == 0
+    assert _json(out.result or {}) == _json(expected)
+    _same_traces(a, b)
+    rc, err = refused["scenario"]
+    assert rc == 1 and err.count("\n") == 1
+    assert err.startswith("cosim serve: xen: refused by the run at tcp:127.0.0.1:")
+    assert f"'xen' runs scenario {loads(other.read_text(), 'o').sha256[:12]}" in err
+    rc, err = refused["secret"]
+    assert rc == 1 and err.count("\n") == 1 and err.endswith("'xen' presented no shared secret\n")
+    assert refused["version"][1] == "'xen' speaks protocol version 99, expected 1"
+    assert len(out.refusals) == 3
+    assert all("\n" not in line and secret_free(line) for line in out.refusals)
+
+
+def secret_free(line: str) -> bool:
+    return "secret=" not in line or "secret=''" in line or "********" in line
+
+
+@pytest.mark.parametrize("victim", ["host", "guest", "dev.nic"])
+def test_killed_component_ends_the_run(tmp_path: Path, victim: str) -> None:
+    """SIGKILL one component mid-run: the others stop within 2 s, nothing is left, the report
+    names it and its last record, and the trace so far is readable: the in-process prefix."""
+    a, b = tmp_path / "in.trace", tmp_path / "mp.trace"
+    _in_process(EFI, "efi.toml", a)
+    killed: dict[str, float] = {}
+
+    def kill(t: int, pids: dict[str, int]) -> None:
+        if t >= KILL_AT_NS and not killed:
+            os.kill(pids[victim], signal.SIGKILL)
+            killed["at"] = time.monotonic()
+
+    out = supervisor.run_sync(loads(EFI, "efi.toml"), text=EFI, trace_path=str(b), on_step=kill)
+    stopped_in = time.monotonic() - killed["at"]
+    assert stopped_in < 2.0
+    assert out.status == supervisor.EXIT_COMPONENT_FAILED and out.result is None
+    assert out.failed_role == victim
+    assert out.failure.startswith(f"component {victim} was killed by SIGKILL at simulated time ")
+    assert set(out.pids) == {"host", "guest", "dev.nic"}
+    assert all(_gone(pid) for pid in out.pids.values())
+    _, mine, problem = read_trace(b)
+    _, full, _ = read_trace(a)
+    assert problem is None and 0 < len(mine) < len(full)
+    assert mine == full[: len(mine)]
+    last = [r for r in mine if r.src == victim][-1]
+    line = f"its last trace record: #{last.seq} t={last.t} {victim}"
+    assert line in out.failure and out.failure.count("\n") == 0
