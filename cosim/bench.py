@@ -522,21 +522,37 @@ def growth(points: list[tuple[int, float]]) -> list[dict[str, Any]]:
 # -- whole runs as child processes ---------------------------------------------------------------
 
 
+#: Runs ``cosim`` and, at exit, writes its own peak RSS (VmHWM of /proc/self/status, which
+#: exec resets, unlike ru_maxrss: a child forked from this process inherits its high-water
+#: mark) to stderr as the last line.
+_CHILD = """
+import atexit, resource, sys
+def _peak():
+    try:
+        with open("/proc/self/status") as f:
+            kib = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError):
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sys.stderr.write(f"\\nbench-peak-rss-kib {kib}\\n")
+atexit.register(_peak)
+from cosim.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def run_child(args: list[str]) -> dict[str, Any]:
-    """``python -m cosim ARGS``: wall seconds, peak RSS (KiB, from wait4), exit status, stdout."""
+    """``cosim ARGS`` in a child: wall seconds, its peak RSS (KiB), exit status, stdout."""
     t0 = _clock()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cosim", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, *args], cwd=ROOT, capture_output=True, check=False
     )
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
     wall = _clock() - t0
-    return {"wall_s": wall, "max_rss_kib": usage.ru_maxrss, "status": proc.returncode, "out": out}
+    peak = 0
+    for line in reversed(proc.stderr.decode(errors="replace").splitlines()):
+        if line.startswith("bench-peak-rss-kib "):
+            peak = int(line.split()[1])
+            break
+    return {"wall_s": wall, "max_rss_kib": peak, "status": proc.returncode, "out": proc.stdout}
 
 
 def trace_overhead(scenario: Path) -> dict[str, Any]:

@@ -600,8 +600,11 @@ def main(scenario: str, *, budget: int = 300, seed: int = 1, replay: str | None 
     small = ops
     if not replay and not no_shrink:
         small = shrink(sc, ops, o.failure, hostile_all=hostile_all)
-    path = out_path or f"cosim-fuzz-{sc.name}-seed{seed}.json"
-    write_replay(path, sc, seed, small, o.failure, hostile_all)
+    if replay and not out_path:
+        path = replay  # the replay file already holds this sequence
+    else:
+        path = out_path or f"cosim-fuzz-{sc.name}-seed{seed}.json"
+        write_replay(path, sc, seed, small, o.failure, hostile_all)
     out.write(f"seed: {seed}\nshortest reproducing sequence ({len(small)} of {len(ops)} ops):\n")
     for op in small[:20]:
         out.write(f"  {json.dumps(op)}\n")

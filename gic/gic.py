@@ -315,8 +315,28 @@ class Gic:
     # --- outputs --------------------------------------------------------------------------------
 
     def irq_lines(self) -> dict[int, bool]:
-        """The IRQ line of every CPU now."""
-        return {i: c.irq_level() for i, c in enumerate(self.cpus)}
+        """The IRQ line of every CPU now.
+
+        Hosts ask after every operation, so with many CPUs this is the hot path: a PE with no
+        candidate at all (no SPI pending anywhere, no SGI/PPI pending for it, no hpplpi) has
+        no HPPI, and gicv3_cpuif_update leaves its line low without a priority comparison."""
+        dist = self.dist
+        spis = dist._int_pending() != 0
+        ctlr = dist.ctlr
+        lpis = self.lpis
+        out: dict[int, bool] = {}
+        for i, c in enumerate(self.cpus):
+            rd = self.redists[i]
+            if (
+                not spis
+                and type(c.source) is _PeSource
+                and rd.private_hppi(ctlr) is None
+                and (not lpis or rd.lpi_hppi() is None)
+            ):
+                out[i] = False  # hppi() is None: _can_preempt(None) is False
+            else:
+                out[i] = c.irq_level()
+        return out
 
     def changed_lines(self) -> list[IrqLine]:
         """The lines that changed since the last call (initially all low)."""

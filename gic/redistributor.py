@@ -224,6 +224,8 @@ class Redistributor:
         """Best SGI/PPI (gicr_int_pending + gicv3_redist_update_noirqset's loop)."""
         pend = (self.ipendr0 | (~self.edge_trigger & self.level)) & self.ienabler0
         pend &= ~self.iactiver0
+        if not pend:
+            return None
         grpmask = 0
         if gicd_ctlr & GICD_CTLR_EN_GRP1NS:
             grpmask |= self.igroupr0
