@@ -711,7 +711,7 @@ def report(f: dict[str, Any]) -> list[str]:
         f"  Endpoint Exit/Entry echo       {_r(f['endpoint_memory_rt_per_s']):>12}       "
         f"{_r(f['endpoint_unix_rt_per_s']):>12}",
         f"  xen_version hypercall          {_r(f['hypercall_inprocess_rt_per_s']):>12} "
-        f"({f['hypercall_inprocess_ratio_to_echo']:.2f}x)"
+        f"({f['hypercall_inprocess_ratio_to_echo']:.2f}x echo) "
         f"{_r(f['hypercall_unix_rt_per_s']):>12} ({f['hypercall_unix_ratio_to_echo']:.2f}x echo)",
         "LPIs delivered/s after boot (MSI to EOI)   1 device     8 devices   boot (s)",
     ]
