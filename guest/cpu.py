@@ -51,7 +51,8 @@ from typing import Any, Protocol
 from gic.cpu_interface import SysregError
 from gic.list_registers import ListRegisters
 from transport.abi import ENTRY_DABT, ENTRY_UNDEF, SMCCC_IMM, XEN_HYPERCALL_TAG
-from transport.messages import Entry, Envelope, Exit, GicContext, Message, Mmio, Smccc, Sysreg
+from transport.messages import Entry, Envelope, Exit, GicContext, Mmio, Smccc, Sysreg
+from transport.port import GuestPort
 
 Gen = Generator[Any, Any, Any]
 
@@ -122,32 +123,6 @@ class IrqWindow:
 @dataclass(frozen=True, slots=True)
 class WaitEvent:
     key: str
-
-
-class GuestPort(Protocol):
-    """What the guest needs of the scheduler's port (cosim.scheduler.Port satisfies it)."""
-
-    @property
-    def now(self) -> int: ...
-
-    def send(
-        self,
-        dst: str,
-        msg: Message,
-        *,
-        delay: int = 0,
-        why: str = "",
-        reply_to: int = 0,
-        request: bool = False,
-    ) -> int: ...
-
-    def reply(self, to: Any, msg: Message, *, delay: int = 0, why: str = "") -> None: ...
-
-    def call_later(self, delay: int, token: Any) -> None: ...
-
-    def record(self, kind: str, body: dict[str, Any], *, why: str = "", dst: str = "") -> None: ...
-
-    def stop(self, reason: str) -> None: ...
 
 
 class CpuHost(Protocol):

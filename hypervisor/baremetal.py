@@ -50,7 +50,6 @@ from hypervisor.generic_timer import (
     VirtualTimer,
 )
 from hypervisor.machine import VirtMachine
-from hypervisor.port import HostPort
 from transport.abi import (
     ARM_SMCCC_VERSION_FUNC_ID,
     PSCI_0_2_FN64_AFFINITY_INFO,
@@ -70,6 +69,7 @@ from transport.abi import (
     PSCI_RET_SUCCESS,
 )
 from transport.messages import Envelope, Irq, Mem, Mmio, Msi, Reply, Smccc, Sysreg
+from transport.port import HostPort
 
 # PSCI ids QEMU knows that transport.abi does not list (include/uapi/linux/psci.h).
 PSCI_0_2_FN64_CPU_SUSPEND = 0xC400_0001

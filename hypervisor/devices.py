@@ -39,8 +39,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hypervisor.port import HostPort
 from transport.messages import Envelope, Mmio, Msi, Reply
+from transport.port import HostPort
 
 Jitter = Literal["exponential", "uniform", "none"]
 

@@ -88,7 +88,6 @@ from hypervisor.host_gic import HostGic
 from hypervisor.host_its import INVALID_LPI, HostIts, XenHeap
 from hypervisor.hypercalls import HypercallResult, Hypercalls, hwdom_shutdown_line
 from hypervisor.machine import VirtMachine
-from hypervisor.port import HostPort
 from hypervisor.vgic import (
     GICH_HCR_UIE,
     ICH_LR_VIRTUAL_MASK,
@@ -101,6 +100,7 @@ from hypervisor.vpsci import SmcccResult, vsmccc_handle_call
 from hypervisor.xen_log import XenLog, XenLogLine
 from transport.abi import ENTRY_DABT, ENTRY_OK, ENTRY_UNDEF, SMCCC_IMM, XEN_HYPERCALL_TAG, u64
 from transport.messages import Entry, Envelope, Exit, GicContext, Kick, Mem, Msi, Reply
+from transport.port import HostPort
 
 U64 = (1 << 64) - 1
 LPI_OFFSET = 8192

@@ -1,7 +1,8 @@
-"""What a host or device component sees of the scheduler, as a Protocol.
+"""What a component (host, guest, device model) sees of the scheduler, as a Protocol.
 
-``hypervisor`` may not import ``cosim``; this is the duck-typed subset of
-``cosim.scheduler.Port`` the components here use, so type checkers hold them to it.
+``hypervisor`` and ``guest`` may not import ``cosim`` (nor each other); this is the
+duck-typed subset of ``cosim.scheduler.Port`` their components use, in the one
+package both import, so type checkers hold every component to the same port.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Protocol
 from transport.messages import Envelope, Message
 
 
-class HostPort(Protocol):
+class ComponentPort(Protocol):
     """The scheduler's port: the clock, a seeded random stream, send/reply, timers, records."""
 
     name: str
@@ -39,3 +40,8 @@ class HostPort(Protocol):
     def record(self, kind: str, body: dict[str, Any], *, why: str = "", dst: str = "") -> None: ...
 
     def stop(self, reason: str) -> None: ...
+
+
+#: The names the two sides use for it.
+HostPort = ComponentPort
+GuestPort = ComponentPort
