@@ -318,7 +318,7 @@ class Node:
 
     def __init__(self, sc: Scenario, role: str) -> None:
         self.sc = sc
-        sim = build(sc)
+        sim = build(sc, process_faults_allowed=True)
         check_distributable(sim)
         self.sim = sim
         self.name = resolve_role(role, sim)
@@ -571,7 +571,7 @@ def simulate(sc: Scenario, trace_path: str | None = None) -> tuple[Simulation, d
     from hypervisor.machine import VirtMachine
     from transport.trace import TraceWriter
 
-    probe = build(sc)
+    probe = build(sc, process_faults_allowed=True)
     check_distributable(probe)
     roles = components(probe)
     nodes = {r: Node(sc, r) for r in roles}

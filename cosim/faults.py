@@ -118,8 +118,12 @@ ACTIONS: dict[str, ActionInfo] = {
     ),
     "panic": ActionInfo("guest", _BOTH, True, "the kernel panics (`reason`)"),
     "kexec": ActionInfo("guest", _BOTH, True, "kexec -l + kexec -e at the time"),
-    "kill": ActionInfo("process", (), True, "multi-process only (issue 8): SIGKILL a process"),
-    "stop": ActionInfo("process", (), True, "multi-process only (issue 8): SIGSTOP a process"),
+    "kill": ActionInfo(
+        "process", (), True, "multi-process runs (--processes): SIGKILL a component"
+    ),
+    "stop": ActionInfo(
+        "process", (), True, "multi-process runs (--processes): SIGSTOP a component"
+    ),
 }
 
 #: Fields a ``match`` may name: ``kind`` and any message field (transport/messages.py).
@@ -184,10 +188,14 @@ def check_rules(rules: Sequence[FaultRule], file: str, host: str | None = None) 
         seen.add(r.name)
         info = ACTIONS[r.action]
         if info.site == "process":
-            raise FaultPlanError(
-                f"{where}.action = {r.action!r}: multi-process only (issue 8); "
-                "an in-process run has no process to kill or stop"
-            )
+            if r.target == "*" or "->" in r.target:
+                raise FaultPlanError(
+                    f"{where}.target = {r.target!r}: {r.action} needs a component name "
+                    "(host, guest, dom0, xen, dev.<name>)"
+                )
+            if r.at is None:
+                raise FaultPlanError(f"{where}.at: {r.action} needs the simulated time to act at")
+            continue
         if host is not None and host not in info.hosts:
             raise FaultPlanError(
                 f"{where}.action = {r.action!r}: only on {', '.join(info.hosts)} "
@@ -671,9 +679,33 @@ def _unmapped_host_lpi(host: Any) -> int | None:
     return None
 
 
+def process_rules(rules: Sequence[FaultRule]) -> list[FaultRule]:
+    """The rules that act on OS processes (kill, stop): only a multi-process run has them."""
+    return [r for r in rules if ACTIONS[r.action].site == "process"]
+
+
+class ProcessFaults:
+    """Kill or stop component processes at a simulated time (the supervisor asks after every
+    step which rules are due; each fires once)."""
+
+    def __init__(self, rules: Sequence[FaultRule]) -> None:
+        self.pending = sorted(process_rules(rules), key=lambda r: (_ns(r.at or 0), r.name))
+
+    def due(self, t: int) -> list[FaultRule]:
+        now = [r for r in self.pending if _ns(r.at or 0) <= t]
+        self.pending = [r for r in self.pending if r not in now]
+        return now
+
+
 def install(sim: Any, rules: Sequence[FaultRule], file: str = "<plan>") -> FaultInjector:
     """Check the rules against the scenario's host and put an injector on the simulation."""
     check_rules(rules, file, host=sim.scenario.host.kind)
+    if process_rules(rules):
+        r = process_rules(rules)[0]
+        raise FaultPlanError(
+            f"{file}: rule {r.name!r}: {r.action} acts on a component's process: "
+            "run with cosim run --processes"
+        )
     inj = FaultInjector(sim, rules)
     inj.install()
     sim.faults = inj

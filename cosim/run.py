@@ -273,7 +273,13 @@ def _devices(sc: Scenario, host: str) -> tuple[list[MsiDevice], tuple[Device, ..
     return devices, tuple(infos)
 
 
-def build(sc: Scenario, trace_path: str | None = None, faults: Any = None) -> Simulation:
+def build(
+    sc: Scenario,
+    trace_path: str | None = None,
+    faults: Any = None,
+    *,
+    process_faults_allowed: bool = False,
+) -> Simulation:
     """Components for the scenario, added to a fresh scheduler (not started)."""
     machine = VirtMachine.from_config(sc.machine)
     actions = _actions(sc)
@@ -334,10 +340,14 @@ def build(sc: Scenario, trace_path: str | None = None, faults: Any = None) -> Si
         sched.add(d)
     sim = Simulation(sc, sched, guest, host, devices, machine, trace, actions=actions)
     rules = list(sc.faults) + list(faults or ())
+    if process_faults_allowed:  # kill/stop rules: the supervisor acts on those
+        from cosim.faults import process_rules
+
+        rules = [r for r in rules if r not in process_rules(rules)]
     if rules:
         from cosim.faults import install
 
-        install(sim, rules, sc.path)
+        install(sim, rules, sc.path)  # kill/stop without --processes: a one-line error
     return sim
 
 

@@ -62,6 +62,7 @@ from cosim.distributed import (
     wrap,
     write_records,
 )
+from cosim.faults import ProcessFaults, process_rules
 from cosim.run import result_log, trace_header
 from cosim.scenario import Scenario
 from cosim.serve import SECRET_ENV, Address, connect, listen, one_line, parse_address
@@ -141,7 +142,7 @@ class _Run:
         secret: str | None = None,
         before_spawn: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
-        probe = build(sc)
+        probe = build(sc, process_faults_allowed=True)
         check_distributable(probe)
         self.sc = sc
         self.scenario_file = scenario_file
@@ -156,6 +157,7 @@ class _Run:
         self.tcp = tcp
         self.deadline = deadline
         self.on_step = on_step
+        self.process_faults = ProcessFaults(sc.faults)
         self.trace_path = trace_path
         self.secret = secret or secrets.token_hex(32)
         self.before_spawn = before_spawn
@@ -409,6 +411,7 @@ class _Run:
             coord.done(role, done)
             if self.on_step is not None:
                 self.on_step(coord.last_t, self.pids())
+            self._fire_process_faults(coord.last_t)
         now = coord.now()
         for role in self.roles:
             await self.send(role, Finish(now, coord.inbox[role]))
@@ -420,6 +423,23 @@ class _Run:
             parts[role] = part.part
         self.finishing = True
         return now, parts
+
+    def _fire_process_faults(self, t: int) -> None:
+        """Kill or stop a component's process as a fault rule says, after a trace record naming
+        the rule (written and flushed first, so it survives whatever follows)."""
+        for rule in self.process_faults.due(t):
+            proc = self.procs.get(rule.target)
+            body = {"rule": rule.name, "action": rule.action, "target": rule.target}
+            if proc is None:
+                body["error"] = "no such component process"
+            if self.writer is not None:
+                self.writer.record(t=t, src="faults", dst=rule.target, kind="fault", body=body,
+                                   why="cosim.faults")  # fmt: skip
+                self.writer.flush()
+            if proc is not None:
+                sig = signal.SIGKILL if rule.action == "kill" else signal.SIGSTOP
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, sig)
 
     def pids(self) -> dict[str, int]:
         return {r: p.pid for r, p in self.procs.items()}
@@ -585,9 +605,24 @@ def main_processes(
     component failed (the report on stderr)."""
     from cosim.run import summary
 
-    if faults or sc.faults:
-        err.write("cosim run: fault plans run in process only (not with --processes)\n")
+    rules = list(sc.faults)
+    if faults:
+        from cosim.faults import FaultPlanError, load_plan
+
+        try:
+            rules += load_plan(faults)
+        except FaultPlanError as exc:
+            err.write(f"cosim run: {exc}\n")
+            return 2
+    others = [r for r in rules if r not in process_rules(rules)]
+    if others:
+        err.write(
+            f"cosim run: rule {others[0].name!r} ({others[0].action}): link and component faults "
+            "run in process only; with --processes a plan may only kill or stop components\n"
+        )
         return 2
+    if rules:
+        sc = msgspec.structs.replace(sc, faults=rules)
     try:
         outcome = run_sync(sc, trace_path=trace, tcp=tcp)
     except DistributedError as exc:

@@ -95,7 +95,7 @@ def _device_msis(recs, after: int = 0):
          "faults[0].probability = 200: Expected `float` <= 100.0"),
         ('name = "a"\naction = "explode"', "faults[0].action = 'explode'"),
         ('name = "a"\naction = "drop"\nbogus = 1', "unknown key faults[0].bogus; allowed: action"),
-        ('name = "a"\naction = "kill"', "multi-process only (issue 8)"),
+        ('name = "a"\naction = "kill"', "faults[0].target = '*': kill needs a component name"),
         ('name = "a"\naction = "drop"\ntarget = "xen"', "faults[0].target = 'xen': a link action"),
         ('name = "a"\naction = "drop"\nmatch = {colour = 1}', "faults[0].match.colour: not a message"),
         ('name = "a"\naction = "drop"\nwindow = ["5ms", "1ms"]', "start must be before end"),
@@ -432,7 +432,7 @@ def test_faults_list_names_every_action(capsys) -> None:
 
     assert [x["action"] for x in rows] == list(ACTIONS)
     kill = next(x for x in rows if x["action"] == "kill")
-    assert kill["what"].startswith("multi-process only (issue 8)")
+    assert kill["what"].startswith("multi-process runs (--processes)")
     assert main(["faults", "list"]) == 0
     out = capsys.readouterr().out
     for a in ACTIONS:

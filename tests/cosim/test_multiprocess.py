@@ -268,3 +268,42 @@ def test_killed_component_ends_the_run(tmp_path: Path, victim: str) -> None:
     last = [r for r in mine if r.src == victim][-1]
     line = f"its last trace record: #{last.seq} t={last.t} {victim}"
     assert line in out.failure and out.failure.count("\n") == 0
+
+
+def _with_fault(text: str, rule: str) -> str:
+    return text + "\n[[faults]]\n" + rule + "\n"
+
+
+@pytest.mark.parametrize(
+    ("action", "expect"), [("kill", "was killed by SIGKILL"), ("stop", "hung")]
+)
+def test_fault_plan_kills_or_stops_a_component(tmp_path: Path, action: str, expect: str) -> None:
+    """A fault rule acts on a component's process at a simulated time: the trace records it
+    (kind "fault", naming the rule) before the supervision reports the component."""
+    text = _with_fault(
+        EFI, f'name = "{action}-nic"\naction = "{action}"\ntarget = "dev.nic"\nat = {KILL_AT_NS}'
+    )
+    trace = tmp_path / "mp.trace"
+    out = supervisor.run_sync(
+        loads(text, "efi.toml"), text=text, trace_path=str(trace), deadline=2.0
+    )
+    assert out.status == supervisor.EXIT_COMPONENT_FAILED and out.failed_role == "dev.nic"
+    assert expect in out.failure and out.failure.count("\n") == 0
+    assert all(_gone(pid) for pid in out.pids.values())
+    _, recs, problem = read_trace(trace)
+    assert problem is None
+    (fault,) = [r for r in recs if r.kind == "fault"]
+    assert fault.body == {"rule": f"{action}-nic", "action": action, "target": "dev.nic"}
+    assert fault.t >= KILL_AT_NS and recs[-1].seq >= fault.seq
+
+
+def test_kill_rule_in_process_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = tmp_path / "k.toml"
+    p.write_text(_with_fault(EFI, 'name = "k"\naction = "kill"\ntarget = "host"\nat = "1ms"'))
+    from cosim.cli import main
+
+    assert main(["run", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run with cosim run --processes" in err
