@@ -4,7 +4,8 @@ Fixture ``cosim_run``: ``result, trace = cosim_run(scenario, faults=None, proces
 runs a scenario (a path, TOML text, or a :class:`~cosim.scenario.Scenario`) with a fault plan
 (a plan file path, TOML text with ``[[faults]]``, or a list of
 :class:`~cosim.faults.FaultRule` / dicts) in process and hands back the result object and the
-trace file. ``processes=True`` needs the multi-process runner (issue 8) and says so.
+trace file. ``processes=True`` runs one OS process per component (cosim run --processes);
+its plan may only kill or stop components.
 
 When a test that used it fails, the report gets a ``cosim`` section per run: the scenario,
 the seed, the plan and the command that reproduces it (``cosim run SCENARIO --faults PLAN
@@ -25,8 +26,30 @@ import pytest
 _RUNS = pytest.StashKey[list[dict[str, Any]]]()
 
 
-class MultiProcessUnavailable(NotImplementedError):
-    """``cosim_run(processes=True)`` before the multi-process runner exists."""
+class MultiProcessFaults(ValueError):
+    """A plan for a multi-process run may only kill or stop components."""
+
+
+def _run_processes(sc: Any, rules: list[Any], trace: Path) -> dict[str, Any]:
+    """One OS process per component (cosim/supervisor.py); a component that died gives
+    ``{"exit": "component-failed", "failure": ..., "failed_role": ...}`` instead of a result."""
+    import msgspec
+
+    from cosim.faults import process_rules
+    from cosim.supervisor import run_sync
+
+    others = [r for r in rules if r not in process_rules(rules)]
+    if others:
+        raise MultiProcessFaults(
+            f"rule {others[0].name!r} ({others[0].action}) runs in process only; "
+            "with processes=True a plan may only kill or stop components"
+        )
+    if rules:
+        sc = msgspec.structs.replace(sc, faults=list(sc.faults) + list(rules))
+    out = run_sync(sc, trace_path=str(trace))
+    if out.result is not None:
+        return out.result
+    return {"exit": "component-failed", "failure": out.failure, "failed_role": out.failed_role}
 
 
 def _plan(faults: Any, where: Path, n: int) -> tuple[list[Any], str | None, str]:
@@ -93,10 +116,6 @@ def cosim_run(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., A
     runs = request.node.stash.setdefault(_RUNS, [])
 
     def run(scenario: Any, faults: Any = None, processes: bool = False) -> tuple[dict, Path]:
-        if processes:
-            raise MultiProcessUnavailable(
-                "cosim_run(processes=True) needs the multi-process runner (issue 8)"
-            )
         n = len(runs) + 1
         if isinstance(scenario, Scenario):
             sc = scenario
@@ -110,13 +129,16 @@ def cosim_run(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., A
         trace = tmp_path / f"{sc.name}-{n}.trace"
         info = {"scenario": sc.path or "(in memory)", "seed": sc.run.seed, "plan": plan_text,
                 "trace": str(trace)}  # fmt: skip
-        cmd = ["cosim", "run", sc.path or "SCENARIO"]
+        cmd = ["cosim", "run", sc.path or "SCENARIO"] + (["--processes"] if processes else [])
         if plan_path:
             cmd += ["--faults", plan_path]
         cmd += ["--trace", str(trace)]
         info["command"] = shlex.join(cmd)
         runs.append(info)
-        _, result = execute(sc, str(trace), faults=rules)
+        if processes:
+            result = _run_processes(sc, rules, trace)
+        else:
+            _, result = execute(sc, str(trace), faults=rules)
         info["exit"] = result["exit"]
         return result, trace
 

@@ -38,10 +38,13 @@ def test_fixture_runs_a_scenario_with_a_plan(pytester: pytest.Pytester) -> None:
                                                              "match": {"kind": "msi"}}])
             assert result["lpis_delivered"] == 0 and result["lpis_dropped_by_fault"] > 0
 
-        def test_processes_needs_issue_8(cosim_run):
+        def test_processes(cosim_run):
             import pytest
-            with pytest.raises(NotImplementedError, match="needs the multi-process runner"):
-                cosim_run("scenario.toml", processes=True)
+            from cosim.pytest_plugin import MultiProcessFaults
+            result, trace = cosim_run("scenario.toml", processes=True)
+            assert result["exit"] == "ok" and result["lpis_delivered"] > 0
+            with pytest.raises(MultiProcessFaults, match="runs in process only"):
+                cosim_run("scenario.toml", faults="plan.toml", processes=True)
         """
     )
     res = pytester.runpytest(*_args())
