@@ -44,6 +44,7 @@ import msgpack
 import msgspec
 import trio
 
+from cosim.matrix import configs_dir
 from cosim.run import LINK_LATENCY_NS, build
 from cosim.scenario import Scenario, loads
 from cosim.scheduler import MS, Scheduler
@@ -53,7 +54,7 @@ from transport.links import Endpoint, memory_link_pair, open_unix_link, serve_un
 from transport.messages import Entry, Envelope, Exit, Kick, Mem, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = ROOT / "configs"
+CONFIGS = configs_dir()
 #: HVC immediate of a Xen hypercall, and __HYPERVISOR_xen_version / XENVER_version.
 HVC_XEN = 0xEA1
 HYPERVISOR_XEN_VERSION = 17

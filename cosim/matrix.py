@@ -19,8 +19,12 @@ from typing import Any, TextIO
 
 import trio
 
-#: Where the scenario files live when none are named.
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+def configs_dir() -> Path:
+    """Where the scenario files live when none are named: ``configs/`` of the current
+    directory (a checkout, as the README runs it), else the one beside the package."""
+    here = Path.cwd() / "configs"
+    return here if here.is_dir() else Path(__file__).resolve().parent.parent / "configs"
 
 
 @dataclass
@@ -52,7 +56,7 @@ class Row:
 
 
 def default_scenarios() -> list[Path]:
-    return sorted(CONFIGS.glob("*.toml"))
+    return sorted(configs_dir().glob("*.toml"))
 
 
 def host_label(r: dict[str, Any], sc: dict[str, Any]) -> str:
@@ -205,6 +209,11 @@ def main(
     out = out or sys.stdout
     err = err or sys.stderr
     paths = [Path(s) for s in scenarios] if scenarios else default_scenarios()
+    if not paths:
+        err.write(
+            f"cosim matrix: no scenario files in {configs_dir()} (name some, or run it from a checkout)\n"
+        )
+        return 2
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         err.write(f"cosim matrix: {missing[0]}: no such scenario file\n")
