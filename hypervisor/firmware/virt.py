@@ -204,6 +204,28 @@ class QemuPhandles:
 # --- QEMU virt device tree ---------------------------------------------------------------
 
 
+def _virt_root(ph: QemuPhandles, chosen: Node) -> Node:
+    """The root of QEMU virt's tree up to its first devices (create_fdt): identity, cells,
+    the GIC as interrupt parent, /chosen and the APB clock; Xen's DT dom0 keeps them as is."""
+    return (
+        Node("")
+        .prop("compatible", "linux,dummy-virt")
+        .prop("#address-cells", u32(2))
+        .prop("#size-cells", u32(2))
+        .prop("model", "linux,dummy-virt")
+        .prop("interrupt-parent", u32(ph.gic))
+        .child(chosen)
+        .child(
+            Node("apb-pclk")
+            .prop("compatible", "fixed-clock")
+            .prop("#clock-cells", u32(0))
+            .prop("clock-frequency", u32(24_000_000))
+            .prop("clock-output-names", "clk24mhz")
+            .prop("phandle", u32(ph.clock))
+        )
+    )
+
+
 def _gic_node_qemu(cpus: int, its: bool, virtualization: bool, ph: QemuPhandles) -> Node:
     """``fdt_add_gic_node`` + ``fdt_add_its_gic_node``."""
     regions = redist_regions(cpus)
@@ -350,21 +372,7 @@ def qemu_virt_dtb(
     if initrd is not None:
         chosen.prop("linux,initrd-start", u64(initrd[0])).prop("linux,initrd-end", u64(initrd[1]))
     root = (
-        Node("")
-        .prop("compatible", "linux,dummy-virt")
-        .prop("#address-cells", u32(2))
-        .prop("#size-cells", u32(2))
-        .prop("model", "linux,dummy-virt")
-        .prop("interrupt-parent", u32(ph.gic))
-        .child(chosen)
-        .child(
-            Node("apb-pclk")
-            .prop("compatible", "fixed-clock")
-            .prop("#clock-cells", u32(0))
-            .prop("clock-frequency", u32(24_000_000))
-            .prop("clock-output-names", "clk24mhz")
-            .prop("phandle", u32(ph.clock))
-        )
+        _virt_root(ph, chosen)
         .child(_cpus_node_qemu(cpus, ph))
         .child(_timer_node_qemu())
         .child(_psci_node_qemu(virtualization))
@@ -907,21 +915,7 @@ def xen_dt_dom0_dtb(
     )
     timer_irqs = [c for irq in (29, 30, 27) for c in _xen_interrupt(irq)]
     root = (
-        Node("")
-        .prop("compatible", "linux,dummy-virt")
-        .prop("#address-cells", u32(2))
-        .prop("#size-cells", u32(2))
-        .prop("model", "linux,dummy-virt")
-        .prop("interrupt-parent", u32(ph.gic))
-        .child(chosen)
-        .child(
-            Node("apb-pclk")
-            .prop("compatible", "fixed-clock")
-            .prop("#clock-cells", u32(0))
-            .prop("clock-frequency", u32(24_000_000))
-            .prop("clock-output-names", "clk24mhz")
-            .prop("phandle", u32(ph.clock))
-        )
+        _virt_root(ph, chosen)
         .child(_pcie_node_qemu(ph.gic, ph.its))
         .child(cpus)
         .child(
