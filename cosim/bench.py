@@ -45,7 +45,7 @@ import msgspec
 import trio
 
 from cosim.matrix import configs_dir
-from cosim.run import LINK_LATENCY_NS, build
+from cosim.run import build, link_latency
 from cosim.scenario import Scenario, loads
 from cosim.scheduler import MS, Scheduler
 from hypervisor.machine import VirtMachine
@@ -222,7 +222,7 @@ class _HypercallDom0:
 
 def _xen_scheduler(dom0: Any) -> tuple[Scheduler, Xen]:
     """Xen (one pCPU, one dom0 vCPU) and ``dom0`` on a scheduler with cosim run's latencies."""
-    sched = Scheduler(seed=1, latency=lambda env: LINK_LATENCY_NS.get(env.msg.kind, 0))
+    sched = Scheduler(seed=1, latency=link_latency)
     xen = Xen(VirtMachine(cpus=1), vcpus=1)
     sched.add(xen)
     sched.add(dom0)

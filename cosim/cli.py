@@ -64,6 +64,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         faults=args.faults,
         processes=args.processes,
         tcp=args.tcp,
+        remote=args.remote,
+        wait_for=args.wait_for,
+        listen=args.listen,
+        secret_file=args.secret_file,
+        deadline=args.deadline,
     )
 
 
@@ -109,6 +114,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--tcp", action="store_true", help="with --processes: link them by TCP on 127.0.0.1"
+    )
+    r.add_argument(
+        "--remote",
+        metavar="ROLE=ADDR",
+        action="append",
+        default=[],
+        help="(implies --processes) ROLE is already listening at ADDR (cosim serve ROLE --listen "
+        "ADDR); repeatable",
+    )
+    r.add_argument(
+        "--wait-for",
+        metavar="ROLE",
+        action="append",
+        default=[],
+        help="(implies --processes) do not start ROLE: wait for cosim serve ROLE --connect "
+        "to the run's address; repeatable",
+    )
+    r.add_argument(
+        "--listen",
+        metavar="ADDR",
+        help="(implies --processes) where the run listens (default: a private Unix socket, "
+        "or 127.0.0.1 with --tcp)",
+    )
+    r.add_argument(
+        "--secret-file",
+        metavar="FILE",
+        help="the run's shared secret; a missing FILE is created with a fresh one (mode 0600); "
+        "else $COSIM_SECRET, else a fresh one",
+    )
+    r.add_argument(
+        "--deadline",
+        metavar="SECONDS",
+        type=float,
+        default=None,
+        help="a component that makes no progress this long is hung (default 60)",
     )
     r.set_defaults(func=_cmd_run)
 

@@ -6,15 +6,21 @@ event keys and request ids, agree), but only its own component local; the
 others are remote and what is sent to them leaves through the scheduler's
 outbox under the key its sender gave it.
 
-Synchronisation is conservative, on event keys rather than bare times. The
-link latencies of cosim.run.LINK_LATENCY_NS give no usable lookahead (a
-``reply`` has none, and a stop by the host ends the run at one exact event),
-so the coordinator lets exactly one process run at a time: the one holding the
-smallest pending key, up to the next smallest key anywhere else; a process
-that sends to a remote component stops before the key of that delivery (the
-answer may come back right after it). Keys only grow (see cosim.scheduler), so
-the processes together take events in the in-process order, and their trace
-records, forwarded in that order, are the in-process trace.
+Synchronisation is conservative with a lookahead (DESIGN.md, "Time and
+determinism"): no message between components arrives sooner than
+cosim.run.LOOKAHEAD_NS after it was sent (the fastest link of
+cosim.run.LINK_LATENCY_NS), so once every delivery sent so far is queued where
+it goes, the events below ``(T + lookahead,)``, T the earliest pending time
+anywhere, cannot affect one another across processes. The coordinator hands
+that window to every process with work in it at once; they run in parallel,
+send back what they sent to others (due in a later window) and their trace
+records, each tagged with the key of the event that made it. Keys are unique
+and processing order is key order (cosim.scheduler), so merging the windows'
+records by key gives the in-process trace, record for record.
+
+A stop (a Xen crash, a PSCI SYSTEM_OFF) follows the scheduler's rule in both
+modes: the component that stops runs nothing more, the others run on until the
+lookahead after it.
 
 The wire: every frame is a transport Envelope (transport.framing). A link opens
 with ``hello`` (version, role, scenario hash, shared secret; refused with an
@@ -22,15 +28,10 @@ with ``hello`` (version, role, scenario hash, shared secret; refused with an
 ``data`` of a ``reply`` envelope whose ``why`` is ``@ctl``; the simulated
 messages between components travel inside them (as :class:`Delivery`).
 
-Where this differs from DESIGN.md ("Time and determinism"):
+Where this differs from the in-process run:
 
-* the lookahead is zero, not positive: a ``reply`` has no latency in
-  LINK_LATENCY_NS and the host's stop must end every process at the same event,
-  so the processes take turns (no two run at once) instead of overlapping
-  windows. Each turn costs a round trip through the parent (about 0.3-0.6 ms),
-  so a run across processes is several times slower than in process;
-* the links form a star through the parent (it routes every delivery and
-  collects the records), not a mesh between components;
+* the links form a star through the parent (it routes every delivery between
+  windows and collects the records), not a mesh between components;
 * fault plans (link filters, component hooks) run in process only;
 * the trace header gains ``mode`` and ``transport`` (ignored by
   ``cosim trace diff --canonical``); the records are identical, ids included.
@@ -42,6 +43,7 @@ cosim.supervisor move the bytes.
 
 from __future__ import annotations
 
+import heapq
 import hmac
 import os
 from collections.abc import Container
@@ -76,44 +78,54 @@ class DistributedError(Exception):
 
 
 class Delivery(msgspec.Struct, frozen=True, array_like=True):
-    """A simulated message on its way to a component in another process, with its event key."""
+    """A simulated message on its way to a component in another process: its event key and
+    ``at``, the key of the event that sent it (``()`` outside any)."""
 
     key: tuple[int, ...]
     env: Envelope
+    at: tuple[int, ...] = ()
+
+
+class Rec(msgspec.Struct, frozen=True, array_like=True):
+    """A trace record made by a Node (msgpack [t, src, dst, kind, body, why, id, reply_to]),
+    tagged with the key of the event that made it."""
+
+    key: tuple[int, ...]
+    raw: bytes
 
 
 class Ready(msgspec.Struct, frozen=True, tag="ready"):
     """Node -> run after ``start``: what start recorded and the first pending key."""
 
-    records: list[bytes]
+    records: list[Rec]
     outbox: list[Delivery]
     next: tuple[int, ...] | None
     pid: int = 0
 
 
 class Go(msgspec.Struct, frozen=True, tag="go"):
-    """Run -> node: take the deliveries and process every event below ``bound``."""
+    """Run -> node: take the deliveries and process every event below ``bound`` (a window)."""
 
     bound: tuple[int, ...]
     inbox: list[Delivery] = []
 
 
 class Records(msgspec.Struct, frozen=True, tag="records"):
-    """Node -> run: a chunk of trace records (msgpack [t, src, dst, kind, body, why, id, reply_to])."""
+    """Node -> run: a chunk of a window's trace records."""
 
-    records: list[bytes]
+    records: list[Rec]
 
 
 class Done(msgspec.Struct, frozen=True, tag="done"):
-    """Node -> run: the step is over; what left for other processes, what is pending here,
-    and the step's records (the last of them, if many, went ahead as Records)."""
+    """Node -> run: the window is over; what left for other processes, what is pending here,
+    and the window's records (the last of them, if many; the others went ahead as Records)."""
 
     outbox: list[Delivery]
     next: tuple[int, ...] | None
     last_t: int
     stopped: str = ""
     stop_key: tuple[int, ...] | None = None
-    records: list[bytes] = []
+    records: list[Rec] = []
 
 
 class Finish(msgspec.Struct, frozen=True, tag="finish"):
@@ -247,10 +259,11 @@ def end_keys(sc: Scenario) -> tuple[Key, Key]:
 
 
 class _Recorder:
-    """Stands in for the TraceWriter: keeps each record msgpack-encoded, in order."""
+    """Stands in for the TraceWriter: keeps each record msgpack-encoded with its event's key."""
 
     def __init__(self) -> None:
-        self.records: list[bytes] = []
+        self.records: list[Rec] = []
+        self.sched: Scheduler | None = None
 
     def record(
         self,
@@ -264,9 +277,9 @@ class _Recorder:
         id: int = 0,
         reply_to: int = 0,
     ) -> int:
-        self.records.append(
-            msgpack.packb([t, src, dst, kind, body, why, id, reply_to], use_bin_type=True)
-        )
+        key = self.sched.current if self.sched is not None else None
+        raw = msgpack.packb([t, src, dst, kind, body, why, id, reply_to], use_bin_type=True)
+        self.records.append(Rec(key or (), raw))
         return 0
 
     def envelope(self, env: Envelope) -> int:
@@ -281,7 +294,7 @@ class _Recorder:
             reply_to=env.reply_to,
         )
 
-    def take(self) -> list[bytes]:
+    def take(self) -> list[Rec]:
         out, self.records = self.records, []
         return out
 
@@ -292,28 +305,34 @@ class _Recorder:
         pass
 
 
-def chunks(records: list[bytes], size: int = RECORD_CHUNK) -> list[list[bytes]]:
+def chunks(records: list[Rec], size: int = RECORD_CHUNK) -> list[list[Rec]]:
     """Records split into lists of about ``size`` bytes each (at least one record each)."""
-    out: list[list[bytes]] = []
-    cur: list[bytes] = []
+    out: list[list[Rec]] = []
+    cur: list[Rec] = []
     n = 0
     for r in records:
-        if cur and n + len(r) > size:
+        if cur and n + len(r.raw) > size:
             out.append(cur)
             cur, n = [], 0
         cur.append(r)
-        n += len(r)
+        n += len(r.raw)
     if cur:
         out.append(cur)
     return out
+
+
+#: A hw/xen access to guest RAM: (t, agent, addr, size, write, why).
+Foreign = tuple[int, str, int, int, bool, str]
 
 
 class Node:
     """One component of a scenario on its own scheduler, driven by Go/Finish from the run.
 
     Mirrors cosim.run.Simulation for that component: the guest gets the scenario's
-    actions after ``start`` and keeps the accesses to its RAM made after a kexec
-    began (``foreign``); a device stops raising once the duration is over.
+    actions after ``start`` and keeps the accesses to its RAM sent after a kexec
+    began (``foreign``, judged by event keys: the sender's event against the
+    guest's event that began the kexec); a device stops raising once the duration
+    is over.
     """
 
     def __init__(self, sc: Scenario, role: str) -> None:
@@ -324,34 +343,60 @@ class Node:
         self.name = resolve_role(role, sim)
         self.component = sim.scheduler.component(self.name)
         self.recorder = _Recorder()
-        sched = Scheduler(seed=sc.run.seed, trace=self.recorder, latency=sim.scheduler.latency)  # type: ignore[arg-type]
+        sched = Scheduler(
+            seed=sc.run.seed,
+            trace=self.recorder,  # type: ignore[arg-type]
+            latency=sim.scheduler.latency,
+            lookahead=sim.scheduler.lookahead,
+        )
+        self.recorder.sched = sched
         for n in components(sim):
             if n == self.name:
                 sched.add(self.component)
             else:
                 sched.add_remote(n)
         self._outbox: list[Delivery] = []
-        sched.outbox = lambda key, env: self._outbox.append(Delivery(key, env))
+        sched.outbox = lambda key, env: self._outbox.append(Delivery(key, env, sched.current or ()))
         self.sched = sched
         self.is_guest = self.component is sim.guest
         self.is_device = isinstance(self.component, MsiDevice)
         self.end_key, self.drain_key = end_keys(sc)
         self.limited = False
-        self.foreign: list[tuple[int, str, int, int, bool, str]] = []
+        self.foreign: list[tuple[Key, Foreign]] = []
+        #: Key of the guest's event that began a kexec (None before one).
+        self.kexec_key: Key | None = None
         if self.is_guest:
             sched.observers.append(self._observe)
+            guest = sim.guest
+            began = guest.kexec_started
 
-    def _observe(self, env: Envelope) -> None:
-        """Simulation._observe: hw/xen accesses to guest RAM once a kexec began."""
+            def kexec_started(k: Any) -> None:
+                began(k)
+                if self.kexec_key is None:
+                    self.kexec_key = sched.current
+
+            guest.kexec_started = kexec_started  # type: ignore[method-assign]
+
+    def _observe(self, env: Envelope, at: Key | None = None) -> None:
+        """Simulation._observe: hw/xen accesses to guest RAM sent once a kexec began.
+
+        ``at``: the key of the remote event that sent ``env``; None for one sent here, now.
+        """
         msg = env.msg
-        if isinstance(msg, Mem) and self.sim.guest._kexec_log_start is not None:
-            self.foreign.append((env.t, msg.agent, msg.addr, msg.size, msg.write, env.why))
+        if not isinstance(msg, Mem):
+            return
+        if at is None:
+            if self.sim.guest._kexec_log_start is None:
+                return
+            at = self.sched.current or ()
+        elif self.kexec_key is None or not at > self.kexec_key:
+            return
+        self.foreign.append((at, (env.t, msg.agent, msg.addr, msg.size, msg.write, env.why)))
 
     def _take(self, inbox: list[Delivery]) -> None:
         for d in inbox:
             if self.is_guest:
-                # Seen as it arrives: the guest has run no event since the sender emitted it.
-                self._observe(d.env)
+                self._observe(d.env, tuple(d.at))
             self.sched.deliver(d.key, d.env)
 
     def start(self) -> Ready:
@@ -369,25 +414,27 @@ class Node:
             dev.limit = dev.arrivals  # type: ignore[attr-defined]
         self.limited = True
 
-    def go(self, go: Go) -> tuple[list[bytes], Done]:
+    def go(self, go: Go) -> tuple[list[Rec], Done]:
+        """Run every event here below ``go.bound``, and below the earliest answer to what this
+        round sends to other processes (the scheduler's horizon)."""
         self._take(go.inbox)
         bound = tuple(go.bound)
         sched = self.sched
-        if not self.limited:
-            sched.run(below=min(bound, self.end_key))
-            if not sched.stopped and sched.reached == self.end_key and bound > self.end_key:
-                self._limit()
-        if self.limited and not sched.stopped:
-            sched.run(below=bound)
+        sched.horizon = None
+        if not self.limited and bound > self.end_key:
+            sched.run(below=self.end_key)
+            if sched.horizon is None or not sched.horizon < self.end_key:
+                self._limit()  # every event of the duration ran here
+        sched.run(below=bound)
         out, self._outbox = self._outbox, []
         return self.recorder.take(), Done(
             out, sched.next_key(), sched.last_t, sched.stopped, sched.stop_key
         )
 
     def finish(self, fin: Finish) -> Part:
-        for d in fin.inbox:
-            if self.is_guest:
-                self._observe(d.env)
+        if self.is_guest:
+            for d in fin.inbox:
+                self._observe(d.env, tuple(d.at))
         self._limit()
         self.sched.now = fin.now
         return Part(self.part())
@@ -405,12 +452,14 @@ class Node:
                     "LPI_PROPBASE_SZ": its.LPI_PROPBASE_SZ,
                     "LPI_PENDBASE_SZ": its.LPI_PENDBASE_SZ,
                 }
+            # In sending order, as the in-process observer sees them.
+            foreign = [list(f) for _, f in sorted(self.foreign, key=lambda kf: kf[0])]
             return {
                 "kind": "guest",
                 "result": c.result(),
                 "log": list(c.printk.text()),
                 "its": tables,
-                "foreign": [list(f) for f in self.foreign],
+                "foreign": foreign,
             }
         if self.is_device:
             return {"kind": "device", "name": c.name, "raised": c.raised}
@@ -427,19 +476,25 @@ class Node:
 
 @dataclass
 class Coordinator:
-    """Which process runs next and how far; where deliveries wait; when the run is over."""
+    """Which processes run the next window and how far; where deliveries wait; when the run
+    is over."""
 
     roles: list[str]
     end_key: Key
     drain_key: Key
+    lookahead: int
     next: dict[str, Key | None] = field(default_factory=dict)
     inbox: dict[str, list[Delivery]] = field(default_factory=dict)
     last_t: int = 0
     stopped: str = ""
     stop_key: Key | None = None
+    stopped_by: str = ""
+    #: Windows run so far.
     steps: int = 0
 
     def __post_init__(self) -> None:
+        if self.lookahead <= 0:
+            raise DistributedError(f"lookahead {self.lookahead} ns: conservative windows need > 0")
         for r in self.roles:
             self.next.setdefault(r, None)
             self.inbox.setdefault(r, [])
@@ -452,21 +507,37 @@ class Coordinator:
         return min(keys) if keys else None
 
     def limit(self) -> Key:
-        return self.drain_key if self.stop_key is None else min(self.drain_key, self.stop_key)
+        """The end of the drain or, after a stop, the lookahead after it."""
+        if self.stop_key is None:
+            return self.drain_key
+        return min(self.drain_key, (self.stop_key[0] + self.lookahead,))
 
-    def pick(self) -> tuple[str, Go] | None:
-        """The process to run next and its Go, or None when the run is over."""
+    def window(self) -> dict[str, Go]:
+        """The next round: a Go for every process that can safely run an event, with how far
+        (no other process can reach it sooner than its earliest pending time plus the
+        lookahead); empty when the run is over."""
         limit = self.limit()
-        pend = {r: self.pending(r) for r in self.roles}
-        live = [(k, r) for r, k in pend.items() if k is not None and k < limit]
-        if not live:
-            return None
-        key, role = min(live)
-        others = [k for r, k in pend.items() if r != role and k is not None]
-        bound = min([limit, *others])
-        inbox, self.inbox[role] = self.inbox[role], []
-        self.steps += 1
-        return role, Go(bound, inbox)
+        pend = {r: self.pending(r) for r in self.roles if r != self.stopped_by}
+        reach = sorted(((k[0] + self.lookahead,), r) for r, k in pend.items() if k is not None)
+        gos: dict[str, Go] = {}
+        for role, k in pend.items():
+            if k is None:
+                continue
+            first = next((b for b, r in reach if r != role), None)
+            bound = limit if first is None else min(limit, first)
+            if k < bound:
+                inbox, self.inbox[role] = self.inbox[role], []
+                gos[role] = Go(bound, inbox)
+        if gos:
+            self.steps += 1
+        return gos
+
+    def horizon(self) -> Key | None:
+        """Every record still to come has a key at least this (None: none is to come)."""
+        limit = self.limit()
+        pend = [self.pending(r) for r in self.roles if r != self.stopped_by]
+        live = [k for k in pend if k is not None and k < limit]
+        return min(live) if live else None
 
     def ready(self, role: str, r: Ready) -> None:
         self.next[role] = r.next
@@ -476,9 +547,9 @@ class Coordinator:
         self.next[role] = d.next
         self.last_t = max(self.last_t, d.last_t)
         self._route(role, d.outbox)
-        if d.stopped and not self.stopped:
-            self.stopped = d.stopped
-            self.stop_key = d.stop_key
+        # One stop per run: the earliest (a later one would not have happened in process).
+        if d.stop_key is not None and (self.stop_key is None or tuple(d.stop_key) < self.stop_key):
+            self.stopped, self.stop_key, self.stopped_by = d.stopped, tuple(d.stop_key), role
 
     def _route(self, role: str, outbox: list[Delivery]) -> None:
         for dl in outbox:
@@ -488,12 +559,35 @@ class Coordinator:
             self.inbox[dst].append(dl)
 
     def now(self) -> int:
-        """The in-process scheduler's clock at the end (cosim.run.Simulation.run)."""
+        """The in-process scheduler's clock at the end (cosim.run.Simulation.t_end)."""
         if self.stop_key is not None:
             return self.stop_key[0]
         if any(self.pending(r) is not None for r in self.roles):
             return self.drain_key[0] - 1
         return self.last_t
+
+
+class RecordMerge:
+    """Records of every process, put back in the in-process order (by the key of the event
+    that made each; records of one event keep their order)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[Key, int, str, bytes]] = []
+        self._n = 0
+
+    def add(self, role: str, records: list[Rec]) -> None:
+        for r in records:
+            heapq.heappush(self._heap, (tuple(r.key), self._n, role, r.raw))
+            self._n += 1
+
+    def take(self, below: Key | None) -> list[tuple[str, bytes]]:
+        """(role, record) of every record whose key is below ``below`` (None: all), in order."""
+        h = self._heap
+        out: list[tuple[str, bytes]] = []
+        while h and (below is None or h[0][0] < below):
+            _, _, role, raw = heapq.heappop(h)
+            out.append((role, raw))
+        return out
 
 
 # --- the result, from the parts ---------------------------------------------------------------
@@ -540,7 +634,7 @@ def assemble(
         raise DistributedError("the run's parts lack a guest or a host")
     sim = Simulation(
         sc,
-        _View(now=now, _stopped=""),  # type: ignore[arg-type]
+        _View(now=now, stop_key=None),  # type: ignore[arg-type]
         guest,  # type: ignore[arg-type]
         host,
         devices,  # type: ignore[arg-type]
@@ -562,11 +656,8 @@ def write_records(writer: Any, records: list[bytes]) -> None:
 
 
 def simulate(sc: Scenario, trace_path: str | None = None) -> tuple[Simulation, dict[str, Any]]:
-    """Every component on its own Node in this process, driven as the run drives processes.
-
-    The synchronisation without the sockets: a check of the algorithm, and what the
-    supervisor does over links.
-    """
+    """Every component on its own Node in this process, driven window by window as the run
+    drives processes: the synchronisation without the sockets (a check of the algorithm)."""
     from cosim.run import trace_header
     from hypervisor.machine import VirtMachine
     from transport.trace import TraceWriter
@@ -575,8 +666,7 @@ def simulate(sc: Scenario, trace_path: str | None = None) -> tuple[Simulation, d
     check_distributable(probe)
     roles = components(probe)
     nodes = {r: Node(sc, r) for r in roles}
-    end_key, drain_key = end_keys(sc)
-    coord = Coordinator(roles, end_key, drain_key)
+    coord = Coordinator(roles, *end_keys(sc), probe.scheduler.lookahead)
     writer = (
         TraceWriter(trace_path, trace_header(sc, VirtMachine.from_config(sc.machine)))
         if trace_path
@@ -587,13 +677,16 @@ def simulate(sc: Scenario, trace_path: str | None = None) -> tuple[Simulation, d
             ready = nodes[r].start()
             coord.ready(r, ready)
             if writer is not None:
-                write_records(writer, ready.records)
-        while (step := coord.pick()) is not None:
-            role, go = step
-            records, done = nodes[role].go(go)
+                write_records(writer, [rec.raw for rec in ready.records])
+        merged = RecordMerge()
+        while gos := coord.window():
+            for role, go in gos.items():
+                records, done = nodes[role].go(go)
+                merged.add(role, records)
+                coord.done(role, done)
+            done_records = merged.take(coord.horizon())
             if writer is not None:
-                write_records(writer, records)
-            coord.done(role, done)
+                write_records(writer, [raw for _, raw in done_records])
         now = coord.now()
         parts = {r: nodes[r].finish(Finish(now, coord.inbox[r])).part for r in roles}
     finally:

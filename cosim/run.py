@@ -51,7 +51,17 @@ LINK_LATENCY_NS = {
     "exit": 500,
     "entry": 500,
     "kick": 200,
+    # the answer of a read (data back over the bus), of a trap (the eret) or a completion
+    "reply": 5,
 }
+#: The lookahead of conservative synchronisation: no message between components is faster.
+LOOKAHEAD_NS = min(LINK_LATENCY_NS.values())
+
+
+def link_latency(env: Envelope) -> int:
+    """The scheduler's latency of ``env``'s link (a kind without an entry: the fastest link)."""
+    return LINK_LATENCY_NS.get(env.msg.kind, LOOKAHEAD_NS)
+
 
 MODELLED = [
     "GICv3 distributor, redistributors, ITS and CPU interfaces as QEMU 7.2 implements them",
@@ -108,11 +118,12 @@ class Simulation:
         end = sc.duration_ns
         step = max(end // 100, 1)
         t = 0
-        while t < end and not self.scheduler._stopped:
+        while t < end and not self.scheduler.stopped:
             t = min(t + step, end)
             self.scheduler.run(until=t)
             if progress:
                 progress(t, end)
+        self.scheduler.run(until=end)  # after a stop: the others run on for the lookahead
         for dev in self.devices:
             dev.limit = dev.arrivals  # no new MSIs; those already raised still travel
         self.scheduler.run(until=end + DRAIN_NS)
@@ -154,6 +165,11 @@ class Simulation:
         k["first_kernel_tables_after_kexec"] = after
         return k
 
+    def t_end(self) -> int:
+        """When the run ended: at the stop, else where the scheduler's clock stands."""
+        stop = self.scheduler.stop_key
+        return stop[0] if stop is not None else self.scheduler.now
+
     def _exit(self, last_status: str) -> str:
         crash = getattr(self.host, "crash", None)
         if crash is not None:
@@ -182,7 +198,7 @@ class Simulation:
             "host": self.scenario.host.kind,
             "kernel": self.scenario.guest.kernel,
             "seed": self.scenario.run.seed,
-            "t_end_ns": self.scheduler.now,
+            "t_end_ns": self.t_end(),
             "warnings": g["warnings"],
             "log": g["log"],
             "lpis_raised": raised,
@@ -331,9 +347,7 @@ def build(
         )
         guest = Guest(info, name="dom0", host="xen")
     trace = TraceWriter(trace_path, trace_header(sc, machine)) if trace_path else None
-    sched = Scheduler(
-        seed=sc.run.seed, trace=trace, latency=lambda env: LINK_LATENCY_NS.get(env.msg.kind, 0)
-    )
+    sched = Scheduler(seed=sc.run.seed, trace=trace, latency=link_latency, lookahead=LOOKAHEAD_NS)
     sched.add(host)
     sched.add(guest)
     for d in devices:
@@ -375,12 +389,16 @@ def main(
     err: TextIO | None = None,
     processes: bool = False,
     tcp: bool = False,
+    **multi: Any,
 ) -> int:
+    """``cosim run``; ``multi`` takes the multi-process options (cosim.supervisor.main_processes:
+    remote, wait_for, listen, secret_file, deadline); any of them given means ``--processes``."""
     out = out or sys.stdout
     err = err or sys.stderr
     try:
         sc = load(scenario)
-        if processes or tcp:  # one OS process per component (cosim/supervisor.py)
+        multi = {k: v for k, v in multi.items() if v is not None and v != []}
+        if processes or tcp or multi:  # one OS process per component (cosim/supervisor.py)
             from cosim.supervisor import main_processes
 
             return main_processes(
@@ -392,6 +410,7 @@ def main(
                 tcp=tcp,
                 out=out,
                 err=err,
+                **multi,
             )
         plan = None
         if faults:

@@ -26,6 +26,16 @@ Request ids are per component too: ``(k << 8) | (r + 1)`` for its k-th request.
 The trace is written in processing order, i.e. by (cause key, index within the
 event); cosim.distributed runs components in separate processes on these keys
 and reproduces that order.
+
+Lookahead: no message between components arrives sooner than ``lookahead`` ns
+after it was sent (the fastest link), so the events of different components
+below ``(t + lookahead,)`` cannot affect each other once everything sent
+before ``t`` is queued, and a component that sends to another at ``t`` hears
+back at ``t + latency + lookahead`` at the earliest (:attr:`Scheduler.horizon`):
+cosim.distributed runs processes in parallel on these bounds. A stop
+obeys the same rule: the component that calls it runs nothing more, the others
+run on until ``lookahead`` after it (the stop reaches them over a link), in one
+process as across processes.
 """
 
 from __future__ import annotations
@@ -109,7 +119,7 @@ class Port:
         self.scheduler.record_event(self.name, kind, body, why=why, dst=dst)
 
     def stop(self, reason: str) -> None:
-        self.scheduler.stop(reason)
+        self.scheduler.stop(reason, by=self.name)
 
 
 Latency = Callable[[Envelope], int]
@@ -168,10 +178,13 @@ class Scheduler:
         trace: TraceWriter | None = None,
         latency: Latency = no_latency,
         links: LinkFilter | None = None,
+        lookahead: int = 0,
     ) -> None:
         self.seed = seed
         self.trace = trace
         self.latency = latency
+        #: No delivery to another component arrives sooner than this after its sending (ns).
+        self.lookahead = lookahead
         #: Sees every envelope as it leaves and says how it travels (fault injection's hook).
         self.links = links
         self.now = 0
@@ -182,12 +195,15 @@ class Scheduler:
         self._made: list[int] = []  # per rank: items created so far
         self._requests: list[int] = []  # per rank: request ids handed out so far
         self._cur: Key | None = None  # key of the event being handled
-        self._bound: Key | None = None  # run(below=...): no event at or past this key
-        #: The bound the last run(below=...) ended with (lowered by deliveries that left).
-        self.reached: Key | None = None
         self._stopped = ""
         #: Key of the event that called stop (None while running).
         self.stop_key: Key | None = None
+        #: The component that called stop, and the time below which the others still run.
+        self.stopped_by = ""
+        self._stop_limit = 0
+        #: No event at or past this key may run (None: no such limit): the earliest an answer
+        #: to a delivery sent to a remote component could come back. Lowered by those sends.
+        self.horizon: Key | None = None
         self.events = 0
         #: Time of the last item taken from the queue (events and delayed emissions).
         self.last_t = 0
@@ -297,10 +313,18 @@ class Scheduler:
         if self.trace is not None:
             self.trace.record(t=self.now, src=src, dst=dst, kind=kind, body=body, why=why)
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str, by: str = "") -> None:
+        """End the run: ``by`` runs nothing more, the others run until ``lookahead`` after now."""
         if not self._stopped:
             self._stopped = reason
             self.stop_key = self._cur
+            self.stopped_by = by
+            self._stop_limit = self.now + self.lookahead
+
+    @property
+    def current(self) -> Key | None:
+        """Key of the event being handled (None outside events)."""
+        return self._cur
 
     def _push(
         self,
@@ -323,10 +347,15 @@ class Scheduler:
         key = self.key(origin, t)
         if token is None and dst in self._remote:
             assert env is not None and self.outbox is not None, f"no outbox for remote {dst!r}"
+            if t < self.now + self.lookahead:
+                raise ValueError(
+                    f"{env.kind} from {env.src} to {dst} arrives {t - self.now} ns after its "
+                    f"sending, under the lookahead of {self.lookahead} ns"
+                )
             self.outbox(key, env)
-            # Its answer may come back at any key after this one: run no further.
-            if self._bound is not None and key < self._bound:
-                self._bound = key
+            back = (t + self.lookahead,)
+            if self.horizon is None or back < self.horizon:
+                self.horizon = back
             return
         heapq.heappush(self._queue, _Item(key, dst, env, token))
 
@@ -358,22 +387,33 @@ class Scheduler:
     def run(
         self, until: int | None = None, max_events: int | None = None, *, below: Key | None = None
     ) -> RunResult:
-        """Process events in key order until the queue empties, ``until`` or a stop.
+        """Process events in key order until the queue empties, ``until`` or the end of a stop.
 
-        ``below``: process only items whose key is below it, and fewer still once a
-        delivery leaves for a remote component (its answer could come back before them).
+        ``below``: process only items whose key is below it and below :attr:`horizon`. After
+        a stop, the items of the component that stopped stay queued and the others run until
+        the stop's limit.
         """
         q = self._queue
-        self._bound = below
+        held: list[_Item] = []
         try:
-            while q and not self._stopped:
-                if until is not None and q[0].key[0] > until:
+            while q:
+                head = q[0]
+                if until is not None and head.key[0] > until:
                     self.now = until
                     break
-                if self._bound is not None and not q[0].key < self._bound:
+                if below is not None and not head.key < below:
+                    break
+                if self.horizon is not None and not head.key < self.horizon:
                     break
                 if max_events is not None and self.events >= max_events:
                     break
+                if self._stopped:
+                    if head.key[0] >= self._stop_limit:
+                        break
+                    owner = head.env.src if head.token is _EMIT else head.dst  # type: ignore[union-attr]
+                    if owner == self.stopped_by:
+                        held.append(heapq.heappop(q))
+                        continue
                 item = heapq.heappop(q)
                 self.now = self.last_t = item.key[0]
                 self._cur = item.key
@@ -389,6 +429,6 @@ class Scheduler:
                     comp.timer(item.token, port)
         finally:
             self._cur = None
-            self.reached = self._bound
-            self._bound = None
+            for item in held:
+                heapq.heappush(q, item)
         return RunResult(self.now, self.events, self._stopped, len(q))

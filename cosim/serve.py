@@ -36,6 +36,7 @@ from cosim.distributed import (
     Go,
     Node,
     Ready,
+    Rec,
     Records,
     blank_secret,
     check_hello,
@@ -160,7 +161,7 @@ async def drive(link: StreamLink, node: Node) -> int:
     async def send(ctl: Any) -> None:
         await link.send(wrap(me, RUN, ctl))
 
-    async def send_records(records: list[bytes]) -> list[bytes]:
+    async def send_records(records: list[Rec]) -> list[Rec]:
         """Send all but the last chunk ahead; the last goes with the message that ends the step."""
         parts = chunks(records)
         for part in parts[:-1]:

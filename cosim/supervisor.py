@@ -5,9 +5,10 @@ starts one ``cosim serve ROLE --connect ADDR`` per component with the run's
 shared secret in its environment, each in its own process group, and accepts
 exactly those roles (hello: version, secret, scenario hash, role; anyone else
 is refused with an ``error``, logged, and never reaches a component). Then it
-drives them step by step (cosim.distributed.Coordinator), writes their trace
-records in the order they come, which is the in-process order, and assembles
-the result object from the parts they send at the end.
+drives them window by window (cosim.distributed.Coordinator: every process with
+an event in the window runs at once), merges each window's trace records by
+event key, which is the in-process order, and assembles the result object from
+the parts they send at the end.
 
 Supervision: every child has a watcher task in the run's nursery. A child that
 exits early, crashes, breaks its link or makes no progress within the deadline
@@ -28,7 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -48,6 +49,8 @@ from cosim.distributed import (
     Finish,
     Part,
     Ready,
+    Rec,
+    RecordMerge,
     Records,
     assemble,
     blank_secret,
@@ -58,14 +61,24 @@ from cosim.distributed import (
     end_keys,
     hello,
     refusal,
+    resolve_role,
     unwrap,
     wrap,
     write_records,
 )
 from cosim.faults import ProcessFaults, process_rules
 from cosim.run import result_log, trace_header
-from cosim.scenario import Scenario
-from cosim.serve import SECRET_ENV, Address, connect, listen, one_line, parse_address
+from cosim.scenario import Scenario, ScenarioError
+from cosim.serve import (
+    SECRET_ENV,
+    Address,
+    AddressError,
+    connect,
+    listen,
+    one_line,
+    parse_address,
+    read_secret,
+)
 from transport.links import LinkError, StreamLink
 from transport.messages import Envelope, Error, Hello
 from transport.trace import TraceWriter
@@ -141,6 +154,8 @@ class _Run:
         on_step: Callable[[int, dict[str, int]], None] | None,
         secret: str | None = None,
         before_spawn: Callable[[str, str], Awaitable[None]] | None = None,
+        wait_for: Collection[str] = (),
+        listen: str | None = None,
     ) -> None:
         probe = build(sc, process_faults_allowed=True)
         check_distributable(probe)
@@ -148,12 +163,13 @@ class _Run:
         self.scenario_file = scenario_file
         self.machine = probe.machine
         self.roles = components(probe)
-        unknown = sorted(set(remote) - set(self.roles))
-        if unknown:
-            raise DistributedError(
-                f"remote role {unknown[0]!r} is not a component: {', '.join(self.roles)}"
-            )
-        self.remote = {r: parse_address(a) for r, a in remote.items()}
+        self.remote = {resolve_role(r, probe): parse_address(a) for r, a in remote.items()}
+        #: Roles started by hand that connect to the run (cosim serve ROLE --connect).
+        self.wait_for = {resolve_role(r, probe) for r in wait_for}
+        both = sorted(self.wait_for & set(self.remote))
+        if both:
+            raise DistributedError(f"role {both[0]!r} is both remote and waited for")
+        self.listen = parse_address(listen) if listen else None
         self.tcp = tcp
         self.deadline = deadline
         self.on_step = on_step
@@ -170,10 +186,10 @@ class _Run:
         self.finishing = False
         self.failure: ComponentFailed | None = None
         self.cancel = trio.CancelScope()
-        end_key, drain_key = end_keys(sc)
-        self.coord = Coordinator(self.roles, end_key, drain_key)
+        self.coord = Coordinator(self.roles, *end_keys(sc), probe.scheduler.lookahead)
         self.writer: TraceWriter | None = None
         self.last_record: dict[str, tuple[int, bytes]] = {}
+        self.merged = RecordMerge()
         self.refusals: list[str] = []
         self.address = ""
         self.cleaned = False
@@ -344,10 +360,10 @@ class _Run:
 
     # -- the run -----------------------------------------------------------------------
 
-    async def receive(self, role: str) -> tuple[list[bytes], Any]:
+    async def receive(self, role: str) -> tuple[list[Rec], Any]:
         """Records then one other control message from ``role``, within the deadline."""
         link = self.links[role]
-        records: list[bytes] = []
+        records: list[Rec] = []
         while True:
             env = None
             with trio.move_on_after(self.deadline):
@@ -372,15 +388,14 @@ class _Run:
                 raise ComponentFailed(role, "crashed")
             return records, ctl
 
-    def write(self, role: str, records: list[bytes]) -> None:
-        """Append a step's records to the trace; remember the component's last one (raw)."""
-        if not records:
-            return
-        if self.writer is not None:
-            write_records(self.writer, records)
-            self.last_record[role] = (self.writer.records_written - 1, records[-1])
-        else:
-            self.last_record[role] = (-1, records[-1])
+    def write(self, records: list[tuple[str, bytes]]) -> None:
+        """Append (role, record)s to the trace; remember each component's last one (raw)."""
+        for role, raw in records:
+            if self.writer is not None:
+                write_records(self.writer, [raw])
+                self.last_record[role] = (self.writer.records_written - 1, raw)
+            else:
+                self.last_record[role] = (-1, raw)
 
     async def send(self, role: str, ctl: Any) -> None:
         try:
@@ -391,7 +406,7 @@ class _Run:
 
     async def drive(self) -> tuple[int, dict[str, dict[str, Any]]]:
         coord = self.coord
-        readies: dict[str, tuple[list[bytes], Ready]] = {}
+        readies: dict[str, tuple[list[Rec], Ready]] = {}
         for role in self.roles:  # start records in rank order, as in process
             records, ctl = await self.receive(role)
             if not isinstance(ctl, Ready):
@@ -399,16 +414,19 @@ class _Run:
             readies[role] = (records, ctl)
         for role in self.roles:
             records, ready = readies[role]
-            self.write(role, records + ready.records)
+            self.write([(role, r.raw) for r in records + ready.records])
             coord.ready(role, ready)
-        while (step := coord.pick()) is not None:
-            role, go = step
-            await self.send(role, go)
-            records, done = await self.receive(role)
-            if not isinstance(done, Done):
-                raise DistributedError(f"{role} answered go with {type(done).__name__}")
-            self.write(role, records + done.records)
-            coord.done(role, done)
+        merged = self.merged
+        while gos := coord.window():
+            for role, go in gos.items():  # they all run their part of the round at once
+                await self.send(role, go)
+            for role in gos:
+                records, done = await self.receive(role)
+                if not isinstance(done, Done):
+                    raise DistributedError(f"{role} answered go with {type(done).__name__}")
+                merged.add(role, records + done.records)
+                coord.done(role, done)
+            self.write(merged.take(coord.horizon()))
             if self.on_step is not None:
                 self.on_step(coord.last_t, self.pids())
             self._fire_process_faults(coord.last_t)
@@ -452,7 +470,7 @@ class _Run:
         try:
             async with trio.open_nursery() as nursery:
                 with self.cancel:
-                    where = (
+                    where = self.listen or (
                         Address("tcp", host="127.0.0.1", port=0)
                         if self.tcp
                         else Address("unix", path=os.path.join(tmp, "run.sock"))
@@ -465,7 +483,7 @@ class _Run:
                     for role, addr in self.remote.items():
                         nursery.start_soon(self.join_remote, role, addr)
                     for role in self.roles:
-                        if role not in self.remote:
+                        if role not in self.remote and role not in self.wait_for:
                             await self.spawn(nursery, role)
                     outcome = await self.run()
                     for role in self.procs:  # they exit once they sent their part
@@ -496,6 +514,7 @@ class _Run:
         try:
             return await self.drive()
         except ComponentFailed:
+            self.write(self.merged.take(None))  # the trace so far: every round that ended
             return None
 
     def report(self) -> str:
@@ -536,6 +555,8 @@ async def run_processes(
     on_step: Callable[[int, dict[str, int]], None] | None = None,
     secret: str | None = None,
     before_spawn: Callable[[str, str], Awaitable[None]] | None = None,
+    wait_for: Collection[str] = (),
+    listen: str | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> Outcome:
     """Run ``sc`` with every component in its own process; never raises for a component failure.
@@ -544,7 +565,9 @@ async def run_processes(
     roles to the addresses of components already listening (``cosim serve --listen``);
     ``on_step(simulated time, pids)`` is called after every step; ``secret`` is the
     shared secret (default: a fresh one); ``before_spawn(address, secret)`` is awaited
-    once the run listens, before any child starts; ``task_status`` gets the address.
+    once the run listens, before any child starts; ``wait_for`` names roles started by
+    hand that connect to the run (``cosim serve ROLE --connect``), at ``listen`` if given;
+    ``task_status`` gets the address.
     """
     tmp = tempfile.mkdtemp(prefix="cosim-scenario-")
     try:
@@ -559,6 +582,8 @@ async def run_processes(
             on_step=on_step,
             secret=secret,
             before_spawn=before_spawn,
+            wait_for=wait_for,
+            listen=listen,
         )
         got = await run.main(task_status=task_status)
     finally:
@@ -585,6 +610,27 @@ async def run_processes(
     return out
 
 
+def run_secret(secret_file: str | None) -> str | None:
+    """The run's shared secret: from ``secret_file`` (created with a fresh one, mode 0600, if
+    it does not exist), else $COSIM_SECRET, else None (a fresh one per run)."""
+    if secret_file is None:
+        return os.environ.get(SECRET_ENV) or None
+    try:
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        text = read_secret(secret_file)
+        if not text:
+            raise DistributedError(f"--secret-file {secret_file}: empty") from None
+        return text
+    except OSError as exc:
+        raise DistributedError(f"--secret-file {secret_file}: {exc.strerror or exc}") from None
+    text = secrets.token_hex(32)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+    log.info("shared secret written", file=secret_file)
+    return text
+
+
 def run_sync(sc: Scenario, **kw: Any) -> Outcome:
     """:func:`run_processes` from synchronous code."""
     return trio.run(lambda: run_processes(sc, **kw))
@@ -600,9 +646,19 @@ def main_processes(
     tcp: bool,
     out: TextIO,
     err: TextIO,
+    remote: list[str] | None = None,
+    wait_for: list[str] | None = None,
+    listen: str | None = None,
+    secret_file: str | None = None,
+    deadline: float | None = None,
 ) -> int:
     """``cosim run --processes``: the same output and exit status as in process; 3 if a
-    component failed (the report on stderr)."""
+    component failed (the report on stderr).
+
+    ``remote``: ``ROLE=ADDR`` of components started by hand with ``--listen``;
+    ``wait_for``: roles started by hand that connect to the run at ``listen``;
+    ``secret_file``: the shared secret (created, mode 0600, if missing).
+    """
     from cosim.run import summary
 
     rules = list(sc.faults)
@@ -623,9 +679,41 @@ def main_processes(
         return 2
     if rules:
         sc = msgspec.structs.replace(sc, faults=rules)
+    if deadline is not None and not deadline > 0:
+        err.write(f"cosim run: --deadline {deadline:g}: must be more than 0 seconds\n")
+        return 2
     try:
-        outcome = run_sync(sc, trace_path=trace, tcp=tcp)
-    except DistributedError as exc:
+        remotes = {}
+        for item in remote or ():
+            role, sep, addr = item.partition("=")
+            if not sep or not role or not addr:
+                raise DistributedError(f"--remote {item!r}: expected ROLE=ADDR")
+            remotes[role] = addr
+        secret = run_secret(secret_file)
+        waiting = list(wait_for or ())
+        if waiting and secret is None:
+            raise DistributedError(
+                f"--wait-for {waiting[0]}: a component started by hand needs the run's shared "
+                f"secret: give --secret-file FILE (created if missing) or ${SECRET_ENV}"
+            )
+
+        async def announce(address: str, _secret: str) -> None:
+            if waiting:
+                err.write(f"cosim run: listening on {address}; waiting for {', '.join(waiting)}\n")
+                err.flush()
+
+        outcome = run_sync(
+            sc,
+            trace_path=trace,
+            tcp=tcp,
+            remote=remotes,
+            wait_for=waiting,
+            listen=listen,
+            secret=secret,
+            deadline=deadline or DEADLINE_S,
+            before_spawn=announce,
+        )
+    except (DistributedError, AddressError, ScenarioError) as exc:
         err.write(f"cosim run: {one_line(exc)}\n")
         return 2
     if outcome.failure:

@@ -7,7 +7,8 @@ Without ``--canonical`` everything is compared: the header, then every record fi
 multi-process run of the same scenario. It ignores:
 
 * header keys that describe the run rather than the scenario (:data:`RUN_HEADER_KEYS`:
-  pid, wall-clock times, host name, command line, working directory, run mode, ...);
+  pid, wall-clock times, host name, command line, working directory, run mode, the
+  scenario file's path (its hash is compared), ...);
 * ``seq`` (records are compared in order; numbering is the writer's);
 * the numbering of request ids: each trace's ``id`` values are renumbered 1, 2, ... in
   order of appearance and every ``reply_to`` is mapped through that renumbering (a
@@ -61,6 +62,8 @@ RUN_HEADER_KEYS = frozenset(
         "link",
         "python",
         "run_id",
+        # the scenario is its scenario_sha256; where its file was is the run's business
+        "scenario_path",
     }
 )
 #: Requests without a reply yet that --canonical remembers per trace (oldest forgotten).

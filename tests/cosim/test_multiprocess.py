@@ -307,3 +307,124 @@ def test_kill_rule_in_process_is_a_one_line_error(
     assert main(["run", str(p)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "run with cosim run --processes" in err
+
+
+def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """``cosim serve ARGS`` as a child process (stdout and stderr piped, text)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "cosim", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(env or os.environ, PYTHONPATH=str(ROOT)),
+    )
+
+
+def test_cli_remote_component_over_tcp_with_a_secret_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``cosim serve nic --listen tcp:127.0.0.1:0 --secret-file S`` started by hand, then
+    ``cosim run --remote nic=ADDR --secret-file S --tcp``: the in-process result and trace."""
+    a, b = tmp_path / "in.trace", tmp_path / "mp.trace"
+    expected = _in_process(EFI, "efi.toml", a)
+    file, secret = tmp_path / "efi.toml", tmp_path / "secret"
+    file.write_text(EFI)
+    secret.write_text("s3cret-shared-by-hand\n")
+    env = {k: v for k, v in os.environ.items() if k != supervisor.SECRET_ENV}
+    nosecret = _serve("nic", "--scenario", str(file), "--listen", "tcp:127.0.0.1:0", env=env)
+    assert nosecret.wait(timeout=30) == 2
+    assert nosecret.stderr is not None
+    assert nosecret.stderr.read() == (
+        "cosim serve: listening on tcp:127.0.0.1:0 needs the run's shared secret "
+        "(COSIM_SECRET or --secret-file)\n"
+    )
+    dev = _serve("nic", "--scenario", str(file), "--listen", "tcp:127.0.0.1:0", "--secret-file",
+                 str(secret), env=env)  # fmt: skip
+    try:
+        assert dev.stdout is not None
+        line = dev.stdout.readline().strip()
+        assert line.startswith("cosim serve: dev.nic listening on tcp:127.0.0.1:")
+        addr = line.rsplit(" ", 1)[1]
+        rc = cli_main(["run", str(file), "--json", "--trace", str(b), "--tcp",
+                       "--remote", f"nic={addr}", "--secret-file", str(secret)])  # fmt: skip
+        assert dev.wait(timeout=30) == 0
+    finally:
+        dev.kill()
+        dev.wait()
+    assert rc == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(_json(expected))
+    _same_traces(a, b)
+
+
+def test_cli_wait_for_a_component_that_connects_by_hand(tmp_path: Path) -> None:
+    """``cosim run --wait-for guest --secret-file S`` (the file created by the run, mode 0600)
+    waits; a guest of another scenario is refused with one line and the run goes on; the right
+    one joins with ``cosim serve guest --connect`` and the answer is the in-process one."""
+    a, b = tmp_path / "in.trace", tmp_path / "mp.trace"
+    expected = _in_process(KEXEC, "kexec.toml", a)
+    file, other, secret = tmp_path / "kexec.toml", tmp_path / "other.toml", tmp_path / "secret"
+    file.write_text(KEXEC)
+    other.write_text(KEXEC.replace("seed = 5", "seed = 9"))
+    sock = tmp_path / "run.sock"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "cosim", "run", str(file), "--json", "--trace", str(b),
+         "--wait-for", "guest", "--listen", f"unix:{sock}", "--secret-file", str(secret)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )  # fmt: skip
+    try:
+        assert run.stderr is not None
+        assert run.stderr.readline() == (
+            f"cosim run: listening on unix:{sock}; waiting for guest\n"
+        )
+        assert secret.stat().st_mode & 0o777 == 0o600 and len(secret.read_text().strip()) == 64
+        connect_args = ["--connect", f"unix:{sock}", "--secret-file", str(secret)]
+        stranger = _serve("guest", "--scenario", str(other), *connect_args)
+        assert stranger.wait(timeout=30) == 1
+        assert stranger.stderr is not None
+        err = stranger.stderr.read()
+        assert err.count("\n") == 1 and err.startswith(
+            f"cosim serve: guest: refused by the run at unix:{sock}: 'guest' runs scenario "
+        )
+        guest = _serve("guest", "--scenario", str(file), *connect_args)
+        assert guest.wait(timeout=60) == 0
+        out, rest = run.communicate(timeout=60)
+    finally:
+        run.kill()
+        run.wait()
+    assert run.returncode == 1  # the kexec'd kernel panics, as in process
+    assert json.loads(out) == json.loads(_json(expected))
+    (logged,) = rest.splitlines()  # the refusal, logged by the run (the secret blanked)
+    assert logged.startswith("level='warning' event='connection refused' peer='unix:")
+    assert "reason=\"'guest' runs scenario " in logged and "secret='********'" in logged
+    _same_traces(a, b)
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--deadline", "0"], "cosim run: --deadline 0: must be more than 0 seconds\n"),
+        (["--remote", "nic"], "cosim run: --remote 'nic': expected ROLE=ADDR\n"),
+        (["--remote", "nic=ftp:x"],
+         "cosim run: address 'ftp:x': expected unix:PATH or tcp:HOST:PORT\n"),
+        (["--remote", "cpu=unix:/x"],
+         "cosim run: role 'cpu' is not a component of this scenario: host, guest, dev.nic\n"),
+        (["--wait-for", "guest"], "cosim run: --wait-for guest: a component started by hand "
+         "needs the run's shared secret: give --secret-file FILE (created if missing) or "
+         "$COSIM_SECRET\n"),
+    ],
+)  # fmt: skip
+def test_cli_multiprocess_options_bad_input(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    error: str,
+) -> None:
+    monkeypatch.delenv(supervisor.SECRET_ENV, raising=False)
+    file = tmp_path / "efi.toml"
+    file.write_text(EFI)
+    assert cli_main(["run", str(file), *args]) == 2
+    assert capsys.readouterr().err == error

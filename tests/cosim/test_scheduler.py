@@ -113,3 +113,80 @@ def test_unknown_destination_is_a_clear_error() -> None:
     s.add(Src())
     with pytest.raises(KeyError, match="unknown component 'nobody'"):
         s.start()
+
+
+class _Ticker(_Echo):
+    """Wakes every ``period`` ns and notes when; the one named ``stopper`` stops the run at 100."""
+
+    def __init__(self, name: str, period: int, stopper: bool = False) -> None:
+        self.name = name
+        self.period = period
+        self.stopper = stopper
+        self.ticks: list[int] = []
+
+    def start(self, port: Port) -> None:
+        port.call_later(self.period, "tick")
+
+    def timer(self, token: object, port: Port) -> None:
+        self.ticks.append(port.now)
+        if self.stopper and port.now == 100:
+            port.stop("crash")
+        port.call_later(self.period, "tick")
+
+
+@pytest.mark.parametrize(("lookahead", "last"), [(0, 99), (5, 104), (20, 119)])
+def test_a_stop_reaches_the_others_after_the_lookahead(lookahead: int, last: int) -> None:
+    """The component that stops runs nothing more; the others run until the lookahead after
+    the stop (what a process that hears of the stop over a link has done by then). With no
+    lookahead the stop is immediate: the other's tick at 100 comes after the host's."""
+    host, other = _Ticker("host", 50, stopper=True), _Ticker("other", 1)
+    s = Scheduler(seed=0, lookahead=lookahead)
+    s.add(host)
+    s.add(other)
+    s.start()
+    r = s.run(until=1_000)
+    assert r.stopped == "crash" and s.stop_key is not None and s.stop_key[0] == 100
+    assert host.ticks == [50, 100]
+    assert other.ticks == list(range(1, last + 1))
+    assert s.run(until=2_000).events == r.events  # nothing more, ever
+    assert s.pending == 2  # the host's next tick is held, the other's lies past the limit
+
+
+def test_a_delivery_to_a_remote_component_under_the_lookahead_is_refused() -> None:
+    class Src(_Echo):
+        name = "src"
+
+        def start(self, port: Port) -> None:
+            port.send("far", Msi(devid=0, eventid=0), delay=0)
+
+    s = Scheduler(seed=0, latency=lambda env: 3, lookahead=5)
+    s.add(Src())
+    s.add_remote("far")
+    s.outbox = lambda key, env: None
+    with pytest.raises(
+        ValueError, match="arrives 3 ns after its sending, under the lookahead of 5 ns"
+    ):
+        s.start()
+
+
+def test_a_send_to_a_remote_component_sets_the_horizon() -> None:
+    """The answer to a delivery at t can come back at t + lookahead at the earliest: no event
+    at or past that runs here until the coordinator says so."""
+    sent: list[tuple[tuple[int, ...], str]] = []
+
+    class Caller(_Ticker):
+        def timer(self, token: object, port: Port) -> None:
+            super().timer(token, port)
+            if port.now == 30:
+                port.send("far", Msi(devid=0, eventid=0))
+
+    me = Caller("me", 10)
+    s = Scheduler(seed=0, latency=lambda env: 100, lookahead=5)
+    s.add(me)
+    s.add_remote("far")
+    s.outbox = lambda key, env: sent.append((key, env.dst))
+    s.start()
+    s.run(below=(1_000,))
+    assert sent == [((130, 0, 0, 4), "far")]  # me: item 4 (its timers are 0..3)
+    assert s.horizon == (135,)
+    assert me.ticks == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130]
