@@ -428,3 +428,21 @@ def test_cli_multiprocess_options_bad_input(
     file.write_text(EFI)
     assert cli_main(["run", str(file), *args]) == 2
     assert capsys.readouterr().err == error
+
+
+def test_xen_kexec_config_same_json_exit_and_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """configs/xen-dom0-acpi-kexec.toml across processes: the second kernel adopts the frozen
+    tables and dies in xen_starting_cpu, and Xen keeps reading the first kernel's property
+    table, exactly as in process."""
+    sc = ROOT / "configs" / "xen-dom0-acpi-kexec.toml"
+    a, b = tmp_path / "in.trace", tmp_path / "mp.trace"
+    assert cli_main(["run", str(sc), "--json", "--trace", str(a)]) == 1
+    inproc = capsys.readouterr().out
+    assert cli_main(["run", str(sc), "--json", "--trace", str(b), "--processes"]) == 1
+    assert capsys.readouterr().out == inproc
+    r = json.loads(inproc)
+    assert r["kexec"]["outcome"] == "panic" and r["exit"] == "panic"
+    assert r["kexec"]["first_kernel_tables_after_kexec"]["xen reads property"]["count"] > 0
+    _same_traces(a, b)
