@@ -446,3 +446,50 @@ def test_xen_kexec_config_same_json_exit_and_trace(
     assert r["kexec"]["outcome"] == "panic" and r["exit"] == "panic"
     assert r["kexec"]["first_kernel_tables_after_kexec"]["xen reads property"]["count"] > 0
     _same_traces(a, b)
+
+
+_CRASHING_DEVICE = """
+import os
+
+if os.environ.get("COSIM_TEST_CRASH_AFTER"):
+    from hypervisor.devices import MsiDevice
+
+    limit = int(os.environ["COSIM_TEST_CRASH_AFTER"])
+    timer = MsiDevice.timer
+
+    def crashing(self, token, port):
+        if self.arrivals >= limit:
+            raise RuntimeError(f"injected by the test after {limit} MSIs")
+        timer(self, token, port)
+
+    MsiDevice.timer = crashing
+"""
+
+
+def test_a_component_that_raises_ends_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Python exception in a component's process (the device model, patched at start-up by a
+    sitecustomize the test puts on the children's path): it reports ``failed`` with one line,
+    the run stops the others, exits 3 and names it; the trace so far is the in-process
+    prefix."""
+    a, b = tmp_path / "in.trace", tmp_path / "mp.trace"
+    _in_process(EFI, "efi.toml", a)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_CRASHING_DEVICE)
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("COSIM_TEST_CRASH_AFTER", "5")
+    out = supervisor.run_sync(loads(EFI, "efi.toml"), text=EFI, trace_path=str(b))
+    assert out.status == supervisor.EXIT_COMPONENT_FAILED and out.failed_role == "dev.nic"
+    assert out.failure.startswith(
+        "component dev.nic crashed: RuntimeError: injected by the test after 5 MSIs at "
+        "simulated time "
+    )
+    assert out.failure.count("\n") == 0
+    assert all(_gone(pid) for pid in out.pids.values())
+    _, mine, problem = read_trace(b)
+    _, full, _ = read_trace(a)
+    assert problem is None and 0 < len(mine) < len(full) and mine == full[: len(mine)]
+    msis = [r for r in mine if r.src == "dev.nic" and r.kind == "msi"]
+    assert len(msis) == 5
