@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from cosim.trace_chains import COALESCED, DELIVERED, DROPPED, Chain, ChainTracker
-from cosim.trace_conventions import CONV, unreadable
+from cosim.trace_conventions import CONV, open_trace
 from cosim.trace_decode import Decoder, format_line
 from cosim.trace_stats import ICH_HCR_UIE
 from gic.its import ITS_ITT_ENTRY_SIZE
@@ -45,7 +45,7 @@ from gic.registers import (
     GITS_CBASER,
     baser_base_addr,
 )
-from transport.trace import TraceError, TraceReader, TraceRecord
+from transport.trace import TraceReader, TraceRecord
 
 TABLES = ("property", "pending", "device", "collection", "itt", "cmdq")
 RULES = ("no-lost-lpi", "no-foreign-access=TABLE", "warnings=N", "max-lr-overflow=N")
@@ -347,18 +347,15 @@ def main(
     except RuleError as exc:
         print(f"{prog}: {exc}", file=err)
         return 2
-    try:
-        reader = TraceReader(path)
-        header = reader.header
-    except (OSError, TraceError) as exc:
-        print(f"{prog}: {unreadable(path, exc)}", file=err)
+    reader = open_trace(prog, path, err)
+    if reader is None:
         return 2
-    v = run(reader, header, rules)
+    v = run(reader, reader.header, rules)
     if v is None:
         out.write(f"ok: {reader.records_read} records, {len(rules)} rules hold\n")
         return 0
     where = f"record #{v.seq}" if v.seq >= 0 else "trace"
     out.write(f"FAIL {v.rule}: {where}: {v.message}\n")
     if v.record is not None:
-        out.write(f"  {format_line(v.record, Decoder(header).fields(v.record))}\n")
+        out.write(f"  {format_line(v.record, Decoder(reader.header).fields(v.record))}\n")
     return 1

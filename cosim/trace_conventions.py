@@ -17,6 +17,9 @@ The chain of one interrupt, as the tools follow it:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TextIO
+
+from transport.trace import TraceError, TraceReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +95,15 @@ def unreadable(path: str, exc: BaseException) -> str:
     """``PATH: what is wrong`` for a file that cannot be read (TraceError names the path)."""
     text = str(exc)
     return text if text.startswith(f"{path}:") else f"{path}: {text}"
+
+
+def open_trace(prog: str, path: str, err: TextIO) -> TraceReader | None:
+    """A reader of ``path`` with its header read and checked; None, after one line on ``err``
+    (``PROG: PATH: what is wrong``), if the file cannot be read or is not a trace."""
+    try:
+        reader = TraceReader(path)
+        reader.header  # noqa: B018 - reads and checks the header
+    except (OSError, TraceError) as exc:
+        print(f"{prog}: {unreadable(path, exc)}", file=err)
+        return None
+    return reader

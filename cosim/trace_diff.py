@@ -28,9 +28,9 @@ from collections.abc import Iterator
 from itertools import zip_longest
 from typing import Any, TextIO
 
-from cosim.trace_conventions import CONV, unreadable
+from cosim.trace_conventions import CONV, open_trace
 from cosim.trace_decode import Decoder, format_line
-from transport.trace import FIELDS, TraceError, TraceReader, TraceRecord
+from transport.trace import FIELDS, TraceRecord
 
 #: Header keys that may differ between two runs of one scenario (ignored by --canonical).
 RUN_HEADER_KEYS = frozenset(
@@ -158,11 +158,8 @@ def main(
     prog = "cosim trace diff"
     readers = []
     for path in (path_a, path_b):
-        try:
-            reader = TraceReader(path)
-            reader.header  # noqa: B018 - reads and checks the header
-        except (OSError, TraceError) as exc:
-            print(f"{prog}: {unreadable(path, exc)}", file=err)
+        reader = open_trace(prog, path, err)
+        if reader is None:
             return 2
         readers.append(reader)
     ra, rb = readers

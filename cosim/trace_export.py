@@ -32,10 +32,10 @@ import sys
 from typing import Any, TextIO
 
 from cosim.trace_chains import Chain, ChainTracker
-from cosim.trace_conventions import CONV, unreadable
+from cosim.trace_conventions import CONV, open_trace
 from cosim.trace_decode import Decoder
 from cosim.trace_stats import ICH_LR_STATE_SHIFT
-from transport.trace import TraceError, TraceReader, TraceRecord
+from transport.trace import TraceRecord
 
 INSTANT_KINDS = frozenset(
     {
@@ -313,12 +313,10 @@ def main(path: str, chrome: str, *, out: TextIO | None = None, err: TextIO | Non
     out = out or sys.stdout
     err = err or sys.stderr
     prog = "cosim trace export"
-    try:
-        reader = TraceReader(path)
-        header = reader.header
-    except (OSError, TraceError) as exc:
-        print(f"{prog}: {unreadable(path, exc)}", file=err)
+    reader = open_trace(prog, path, err)
+    if reader is None:
         return 2
+    header = reader.header
     try:
         f = open(chrome, "w", encoding="utf-8")  # noqa: SIM115 - closed below
     except OSError as exc:

@@ -13,9 +13,8 @@ import sys
 from typing import TextIO
 
 from cosim.trace_chains import Chain, ChainTracker
-from cosim.trace_conventions import unreadable
+from cosim.trace_conventions import open_trace
 from cosim.trace_decode import Decoder, format_line
-from transport.trace import TraceError, TraceReader
 
 
 def parse_msi(text: str) -> tuple[int, int]:
@@ -68,12 +67,10 @@ def main(
     if nth < 1:
         print(f"{prog}: --nth must be at least 1, not {nth}", file=err)
         return 2
-    try:
-        reader = TraceReader(path)
-        header = reader.header
-    except (OSError, TraceError) as exc:
-        print(f"{prog}: {unreadable(path, exc)}", file=err)
+    reader = open_trace(prog, path, err)
+    if reader is None:
         return 2
+    header = reader.header
     tracker = ChainTracker(keep_records=True)
     target: Chain | None = None
     seen = 0

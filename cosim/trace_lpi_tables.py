@@ -63,10 +63,10 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from cosim.trace_check import TableMap, register_write
-from cosim.trace_conventions import CONV, unreadable
+from cosim.trace_conventions import CONV, open_trace
 from cosim.trace_decode import Decoder, format_time
 from gic.registers import GITS_BASER, GITS_BASER_PAGE_BYTES
-from transport.trace import TraceError, TraceReader, TraceRecord
+from transport.trace import TraceReader, TraceRecord
 
 AGENTS = ("hw", "xen", "guest")
 #: The guest's event when ``kexec -l`` loaded the next kernel: later programming is that kernel's.
@@ -571,13 +571,10 @@ def main(
     """Print the verdict; exit 0 (also for a trace cut short), 1 if the file is not a trace."""
     out = out or sys.stdout
     err = err or sys.stderr
-    try:
-        reader = TraceReader(path)
-        header = reader.header
-    except (OSError, TraceError) as exc:
-        print(f"cosim trace lpi-tables: {unreadable(path, exc)}", file=err)
+    reader = open_trace("cosim trace lpi-tables", path, err)
+    if reader is None:
         return 1
-    v = collect(reader, header)
+    v = collect(reader, reader.header)
     if as_json:
         out.write(json.dumps(v.as_dict(), separators=(",", ":")) + "\n")
     else:

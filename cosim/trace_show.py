@@ -12,10 +12,10 @@ import json
 import sys
 from typing import Any, TextIO
 
-from cosim.trace_conventions import unreadable
+from cosim.trace_conventions import open_trace
 from cosim.trace_decode import Decoder, format_line
 from cosim.trace_filter import MISSING, Filter, FilterError, compile_filter
-from transport.trace import FIELDS, TraceError, TraceReader, TraceRecord
+from transport.trace import FIELDS, TraceRecord
 
 
 def _jsonable(v: Any) -> Any:
@@ -78,13 +78,10 @@ def main(
             print(caret, file=err)
             print(f"cosim trace show: bad filter at column {exc.column}: {exc.message}", file=err)
             return 2
-    try:
-        reader = TraceReader(path)
-        header = reader.header
-    except (OSError, TraceError) as exc:
-        print(f"cosim trace show: {unreadable(path, exc)}", file=err)
+    reader = open_trace("cosim trace show", path, err)
+    if reader is None:
         return 2
-    dec = Decoder(header)
+    dec = Decoder(reader.header)
     for rec in reader:
         fields = dec.fields(rec)
         if flt is not None and not matches(flt, rec, fields):

@@ -26,9 +26,8 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from cosim.trace_chains import COALESCED, DELIVERED, DROPPED, Chain, ChainTracker
-from cosim.trace_conventions import CONV, unreadable
+from cosim.trace_conventions import CONV, open_trace
 from cosim.trace_decode import Decoder
-from transport.trace import TraceError, TraceReader
 
 #: Values below 2**EXACT_BITS are kept exactly; above, 2**(EXACT_BITS - 1) buckets per octave.
 EXACT_BITS = 8
@@ -273,13 +272,10 @@ def main(
     """Print the statistics of every readable record; a torn or corrupt tail: stderr, exit 1."""
     out = out or sys.stdout
     err = err or sys.stderr
-    try:
-        reader = TraceReader(path)
-        header = reader.header
-    except (OSError, TraceError) as exc:
-        print(f"cosim trace stats: {unreadable(path, exc)}", file=err)
+    reader = open_trace("cosim trace stats", path, err)
+    if reader is None:
         return 2
-    stats = collect(reader, header)
+    stats = collect(reader, reader.header)
     if as_json:
         out.write(json.dumps(stats.as_dict(), separators=(",", ":")) + "\n")
     else:
