@@ -67,6 +67,7 @@ from cosim.distributed import (
     write_records,
 )
 from cosim.faults import ProcessFaults, process_rules
+from cosim.progress import sim_progress
 from cosim.run import result_log, trace_header
 from cosim.scenario import Scenario, ScenarioError
 from cosim.serve import (
@@ -702,17 +703,19 @@ def main_processes(
                 err.write(f"cosim run: listening on {address}; waiting for {', '.join(waiting)}\n")
                 err.flush()
 
-        outcome = run_sync(
-            sc,
-            trace_path=trace,
-            tcp=tcp,
-            remote=remotes,
-            wait_for=waiting,
-            listen=listen,
-            secret=secret,
-            deadline=deadline or DEADLINE_S,
-            before_spawn=announce,
-        )
+        with sim_progress(err, sc.duration_ns, sc.name) as update:
+            outcome = run_sync(
+                sc,
+                trace_path=trace,
+                tcp=tcp,
+                remote=remotes,
+                wait_for=waiting,
+                listen=listen,
+                secret=secret,
+                deadline=deadline or DEADLINE_S,
+                before_spawn=announce,
+                on_step=None if update is None else lambda t, _pids: update(t, sc.duration_ns),
+            )
     except (DistributedError, AddressError, ScenarioError) as exc:
         err.write(f"cosim run: {one_line(exc)}\n")
         return 2
