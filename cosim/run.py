@@ -28,7 +28,7 @@ from hypervisor.baremetal import BareMetalHost
 from hypervisor.devices import MsiDevice
 from hypervisor.machine import VirtMachine
 from hypervisor.xen import Xen
-from transport.messages import PROTOCOL_VERSION, Envelope, Mem
+from transport.messages import MESSAGE_TYPES, PROTOCOL_VERSION, Envelope, Mem
 from transport.trace import TraceWriter
 
 #: Device register windows: the first 64 KiB pages of QEMU virt's 32-bit PCIe MMIO window.
@@ -58,9 +58,19 @@ LINK_LATENCY_NS = {
 LOOKAHEAD_NS = min(LINK_LATENCY_NS.values())
 
 
+#: LINK_LATENCY_NS by message type: a message's kind is its type's tag (looked up per message).
+_LATENCY_BY_TYPE = {
+    t: LINK_LATENCY_NS.get(t.__struct_config__.tag, LOOKAHEAD_NS)  # type: ignore[attr-defined]
+    for t in MESSAGE_TYPES
+}
+
+
 def link_latency(env: Envelope) -> int:
     """The scheduler's latency of ``env``'s link (a kind without an entry: the fastest link)."""
-    return LINK_LATENCY_NS.get(env.msg.kind, LOOKAHEAD_NS)
+    latency = _LATENCY_BY_TYPE.get(type(env.msg))
+    if latency is None:
+        return LINK_LATENCY_NS.get(env.msg.kind, LOOKAHEAD_NS)
+    return latency
 
 
 MODELLED = [
@@ -107,7 +117,18 @@ class Simulation:
             self.foreign.append((env.t, msg.agent, msg.addr, msg.size, msg.write, env.why))
 
     def start(self) -> None:
-        self.scheduler.observers.append(self._observe)
+        # _observe keeps nothing before a kexec began, so it watches only from then on: the
+        # guest's kexec_started (which sets _kexec_log_start) adds it, once.
+        guest = self.guest
+        began = guest.kexec_started
+        observers = self.scheduler.observers
+
+        def kexec_started(k: Any) -> None:
+            began(k)
+            if self._observe not in observers:
+                observers.append(self._observe)
+
+        guest.kexec_started = kexec_started  # type: ignore[method-assign]
         self.scheduler.start()
         for t, token in self.actions:
             self.scheduler.call_later(self.guest.name, t, token)

@@ -43,7 +43,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from transport.messages import Envelope, Message
@@ -145,17 +145,9 @@ Key = tuple[int, ...]
 MAX_COMPONENTS = 255
 
 
-@dataclass(order=True, slots=True)
-class _Item:
-    key: Key
-    dst: str = field(compare=False)
-    env: Envelope | None = field(compare=False, default=None)
-    token: Any = field(compare=False, default=None)
-
-    @property
-    def t(self) -> int:
-        return self.key[0]
-
+#: A queued item: (key, dst, envelope or None, timer token or None). Keys are unique, so heapq
+#: orders items by key alone (in C) and never compares the other fields.
+_Item = tuple[Key, str, "Envelope | None", Any]
 
 _EMIT = object()
 
@@ -280,9 +272,7 @@ class Scheduler:
             r = self._rank(src)
             self._requests[r] += 1
             env_id = (self._requests[r] << 8) | (r + 1)
-        env = Envelope(
-            t=self.now + delay, src=src, dst=dst, msg=msg, id=env_id, reply_to=reply_to, why=why
-        )
+        env = Envelope(self.now + delay, src, dst, msg, env_id, reply_to, why)
         if delay:
             # Sent later (the sender is busy until then): emit at that time so the
             # trace stays in time order.
@@ -292,12 +282,33 @@ class Scheduler:
         return env_id
 
     def _emit(self, env: Envelope) -> None:
-        if self.trace is not None:
-            self.trace.envelope(env)
+        trace = self.trace
+        if trace is not None:
+            trace.envelope(env)
         for observe in self.observers:
             observe(env)
         if self.links is None:
-            self._push(env.t + self.latency(env), env.dst, env=env)
+            # _push(env.t + latency, env.dst, env=env), inlined: every message comes here.
+            t = env.t + self.latency(env)
+            dst = env.dst
+            if t < self.now:
+                raise ValueError(f"event for {dst} scheduled in the past ({t} < {self.now})")
+            src = env.src
+            r = self._ranks.get(src)
+            if r is None:
+                r = self._rank(src)
+            made = self._made
+            n = made[r]
+            made[r] = n + 1
+            cur = self._cur
+            if cur is not None and t == cur[0]:
+                key: Key = (t, cur[1] + 1, *cur[2:], r, n)
+            else:
+                key = (t, 0, r, n)
+            if dst in self._remote:
+                self._to_remote(t, dst, key, env)
+                return
+            heapq.heappush(self._queue, (key, dst, env, None))
             return
         # A link filter may drop, delay, duplicate or replace the envelope; each delivery it
         # returns is (envelope, extra delay in ns). It records its own injections.
@@ -346,28 +357,32 @@ class Scheduler:
             origin = env.src if env is not None else dst
         key = self.key(origin, t)
         if token is None and dst in self._remote:
-            assert env is not None and self.outbox is not None, f"no outbox for remote {dst!r}"
-            if t < self.now + self.lookahead:
-                raise ValueError(
-                    f"{env.kind} from {env.src} to {dst} arrives {t - self.now} ns after its "
-                    f"sending, under the lookahead of {self.lookahead} ns"
-                )
-            self.outbox(key, env)
-            back = (t + self.lookahead,)
-            if self.horizon is None or back < self.horizon:
-                self.horizon = back
+            self._to_remote(t, dst, key, env)
             return
-        heapq.heappush(self._queue, _Item(key, dst, env, token))
+        heapq.heappush(self._queue, (key, dst, env, token))
+
+    def _to_remote(self, t: int, dst: str, key: Key, env: Envelope | None) -> None:
+        """A delivery at ``t`` to a component another scheduler holds: to the outbox."""
+        assert env is not None and self.outbox is not None, f"no outbox for remote {dst!r}"
+        if t < self.now + self.lookahead:
+            raise ValueError(
+                f"{env.kind} from {env.src} to {dst} arrives {t - self.now} ns after its "
+                f"sending, under the lookahead of {self.lookahead} ns"
+            )
+        self.outbox(key, env)
+        back = (t + self.lookahead,)
+        if self.horizon is None or back < self.horizon:
+            self.horizon = back
 
     def deliver(self, key: Key, env: Envelope) -> None:
         """Queue a delivery made by another scheduler, under the key its sender gave it."""
         if env.dst not in self._components:
             raise UnknownComponent(f"{env.src} sent {env.kind} to {env.dst!r}, not held here")
-        heapq.heappush(self._queue, _Item(tuple(key), env.dst, env, None))
+        heapq.heappush(self._queue, (tuple(key), env.dst, env, None))
 
     def next_key(self) -> Key | None:
         """Key of the next item in the queue (None if it is empty)."""
-        return self._queue[0].key if self._queue else None
+        return self._queue[0][0] if self._queue else None
 
     @property
     def stopped(self) -> str:
@@ -395,38 +410,41 @@ class Scheduler:
         """
         q = self._queue
         held: list[_Item] = []
+        heappop = heapq.heappop
+        components = self._components
+        ports = self._ports
+        emit = _EMIT
         try:
             while q:
-                head = q[0]
-                if until is not None and head.key[0] > until:
+                key = q[0][0]
+                if until is not None and key[0] > until:
                     self.now = until
                     break
-                if below is not None and not head.key < below:
+                if below is not None and not key < below:
                     break
-                if self.horizon is not None and not head.key < self.horizon:
+                if self.horizon is not None and not key < self.horizon:
                     break
                 if max_events is not None and self.events >= max_events:
                     break
                 if self._stopped:
-                    if head.key[0] >= self._stop_limit:
+                    if key[0] >= self._stop_limit:
                         break
-                    owner = head.env.src if head.token is _EMIT else head.dst  # type: ignore[union-attr]
+                    _, dst, env, token = q[0]
+                    owner = env.src if token is emit else dst  # type: ignore[union-attr]
                     if owner == self.stopped_by:
-                        held.append(heapq.heappop(q))
+                        held.append(heappop(q))
                         continue
-                item = heapq.heappop(q)
-                self.now = self.last_t = item.key[0]
-                self._cur = item.key
-                if item.token is _EMIT:
-                    self._emit(item.env)  # type: ignore[arg-type]
+                key, dst, env, token = heappop(q)
+                self.now = self.last_t = key[0]
+                self._cur = key
+                if token is emit:
+                    self._emit(env)  # type: ignore[arg-type]
                     continue
                 self.events += 1
-                comp = self._components[item.dst]
-                port = self._ports[item.dst]
-                if item.env is not None:
-                    comp.receive(item.env, port)
+                if env is not None:
+                    components[dst].receive(env, ports[dst])
                 else:
-                    comp.timer(item.token, port)
+                    components[dst].timer(token, ports[dst])
         finally:
             self._cur = None
             for item in held:

@@ -35,9 +35,11 @@ class Field:
         return ((1 << self.width) - 1) << self.lo
 
     def get(self, reg: int) -> int:
+        lo = self.lo
+        ones = (1 << (self.hi - lo + 1)) - 1  # width and mask, inlined: a hot path
         if self.address:
-            return reg & self.mask
-        return (reg >> self.lo) & ((1 << self.width) - 1)
+            return reg & (ones << lo)
+        return (reg >> lo) & ones
 
     def put(self, reg: int, value: int) -> int:
         """Return ``reg`` with this field replaced by ``value``; raise if it does not fit."""

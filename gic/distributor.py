@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gic.fastinit import fast_init
 from gic.registers import (
     GICD_CTLR,
     GICD_ICACTIVER,
@@ -72,6 +73,7 @@ class GuestError:
         return f"{self.device}: invalid guest {op} at offset {self.offset:#x} size {self.size}: {self.reason}"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Hppi:
     """A highest-priority pending interrupt candidate (QEMU PendingIrq): INTID, priority, group."""

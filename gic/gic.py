@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from gic.cpu_interface import CpuInterface, SgiRequest, SysregError
 from gic.distributor import Distributor, GuestError, Hppi, better
+from gic.fastinit import fast_init
 from gic.its import (
     BadAccess,
     CommandError,
@@ -36,7 +37,7 @@ from gic.its import (
     Sync,
 )
 from gic.port import Core
-from gic.redistributor import Redistributor
+from gic.redistributor import GICR_CTLR_ENABLE_LPIS, Redistributor
 from gic.registers import GIC_V3_DIST_SIZE, GIC_V3_REDIST_SIZE, GICV3_ITS_SIZE, LPI_INTID_BASE
 
 VIRT_GIC_DIST = 0x08000000
@@ -109,6 +110,7 @@ def virt_affinity(cpu: int) -> int:
     return (cpu // GICV3_TARGETLIST_BITS) << 8 | (cpu % GICV3_TARGETLIST_BITS)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MsiOutcome:
     """What one MSI became: ``action`` is "set", "coalesced" or "dropped" (with ``reason``)."""
@@ -314,29 +316,67 @@ class Gic:
 
     # --- outputs --------------------------------------------------------------------------------
 
-    def irq_lines(self) -> dict[int, bool]:
-        """The IRQ line of every CPU now.
+    def _levels(self) -> list[tuple[int, bool]]:
+        """(cpu, its IRQ line) for every CPU that may have a line up; the others' are low.
 
         Hosts ask after every operation, so with many CPUs this is the hot path: a PE with no
         candidate at all (no SPI pending anywhere, no SGI/PPI pending for it, no hpplpi) has
         no HPPI, and gicv3_cpuif_update leaves its line low without a priority comparison."""
         dist = self.dist
-        spis = dist._int_pending() != 0
+        if dist._int_pending():  # an SPI is pending: every PE looks at it
+            return [(i, c.irq_level()) for i, c in enumerate(self.cpus)]
         ctlr = dist.ctlr
         lpis = self.lpis
-        out: dict[int, bool] = {}
-        for i, c in enumerate(self.cpus):
-            rd = self.redists[i]
+        pe_source = _PeSource
+        out: list[tuple[int, bool]] = []
+        i = -1
+        for c, rd in zip(self.cpus, self.redists):
+            i += 1
+            # rd.private_hppi(ctlr) is None when nothing is pending, enabled and inactive (its
+            # first test, inlined; else ask it: the group mask may still leave nothing), and
+            # rd.lpi_hppi() is None unless this (its test, inlined) holds.
             if (
-                not spis
-                and type(c.source) is _PeSource
-                and rd.private_hppi(ctlr) is None
-                and (not lpis or rd.lpi_hppi() is None)
+                type(c.source) is pe_source
+                and not (
+                    (rd.ipendr0 | (~rd.edge_trigger & rd.level)) & rd.ienabler0 & ~rd.iactiver0
+                    and rd.private_hppi(ctlr) is not None
+                )
+                and not (
+                    lpis and rd.hpplpi_prio != 0xFF and rd.ctlr & GICR_CTLR_ENABLE_LPIS and rd.plpis
+                )
             ):
-                out[i] = False  # hppi() is None: _can_preempt(None) is False
-            else:
-                out[i] = c.irq_level()
+                continue  # hppi() is None: _can_preempt(None) is False
+            out.append((i, c.irq_level()))
         return out
+
+    def irq_lines(self) -> dict[int, bool]:
+        """The IRQ line of every CPU now."""
+        out = dict.fromkeys(range(len(self.cpus)), False)
+        out.update(self._levels())
+        return out
+
+    def raised_lines(self) -> list[int]:
+        """The CPUs whose IRQ line is up, in CPU order (those ``irq_lines()`` has up)."""
+        return [i for i, level in self._levels() if level]
+
+    def irq_line(self, cpu: int) -> bool:
+        """``irq_lines().get(cpu, False)``, computed for that CPU alone (same shortcut)."""
+        if not 0 <= cpu < self.num_cpus:
+            return False
+        c = self.cpus[cpu]
+        if type(c.source) is _PeSource and self.dist._int_pending() == 0:
+            rd = self.redists[cpu]
+            if not (
+                (rd.ipendr0 | (~rd.edge_trigger & rd.level)) & rd.ienabler0 & ~rd.iactiver0
+                and rd.private_hppi(self.dist.ctlr) is not None
+            ) and not (
+                self.lpis
+                and rd.hpplpi_prio != 0xFF
+                and rd.ctlr & GICR_CTLR_ENABLE_LPIS
+                and rd.plpis
+            ):
+                return False
+        return c.irq_level()
 
     def changed_lines(self) -> list[IrqLine]:
         """The lines that changed since the last call (initially all low)."""
@@ -351,8 +391,9 @@ class Gic:
         """Drain every guest-error and ITS record kept since the last call."""
         out: list[GicRecord] = [*self.errors, *self.dist.errors, *self.its_records]
         for rd in self.redists:
-            out.extend(rd.errors)
-            rd.errors.clear()
+            if rd.errors:  # (nearly always empty: nothing to move)
+                out.extend(rd.errors)
+                rd.errors.clear()
         self.errors.clear()
         self.dist.errors.clear()
         self.its_records.clear()

@@ -39,6 +39,7 @@ from typing import Any
 
 from gic import its_commands as cmds
 from gic.bits import F, Layout
+from gic.fastinit import fast_init
 from gic.port import Core, MemRead, MemWrite
 from gic.registers import (
     GICV3_ITS_SIZE,
@@ -118,6 +119,7 @@ _M64 = (1 << 64) - 1
 # Effects (what the caller applies to redistributors) and events (records for the trace)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetLpi:
     """Set (MSI, INT) or clear (CLEAR, DISCARD) the pending state of LPI ``intid`` on
@@ -214,6 +216,7 @@ def actions(effects: list[ItsEffect]) -> list[ItsAction]:
 # In-memory entries (QEMU DTEntry, CTEntry, ITEntry)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DTEntry:
     """A Device Table entry; ``ittaddr`` is the ITT address (QEMU get_dte shifts it back)."""
@@ -234,6 +237,7 @@ class DTEntry:
         return cls(bool(d["Valid"]), d["Size"], d["ITT_addr"] << 8)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CTEntry:
     """A Collection Table entry: the target processor number (PTA = 0)."""
@@ -252,6 +256,7 @@ class CTEntry:
         return cls(bool(d["Valid"]), d["RDbase"])
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ITEntry:
     """An Interrupt Translation Table entry (12 bytes: ITE_L then ITE_H)."""
@@ -630,14 +635,14 @@ class Its:
     @staticmethod
     def _ldq(addr: int, why: str) -> Core[int | None]:
         data = yield MemRead(addr, 8, why)
-        if isinstance(data, bytes | bytearray) and len(data) == 8:
+        if isinstance(data, (bytes, bytearray)) and len(data) == 8:
             return int.from_bytes(data, "little")
         return None
 
     @staticmethod
     def _ldl(addr: int, why: str) -> Core[int | None]:
         data = yield MemRead(addr, 4, why)
-        if isinstance(data, bytes | bytearray) and len(data) == 4:
+        if isinstance(data, (bytes, bytearray)) and len(data) == 4:
             return int.from_bytes(data, "little")
         return None
 
@@ -714,27 +719,26 @@ class Its:
         self, devid: int, eventid: int, report: _Report
     ) -> Core[tuple[_Res, ITEntry, DTEntry]]:
         """lookup_ite: DeviceID range, valid DTE, EventID < 2^(Size+1), valid ITE."""
-        none = (ITEntry(), DTEntry())
         if devid >= self.dt.num_entries:
             report(f"DeviceID {devid:#x} >= {self.dt.num_entries:#x} device table entries")
-            return (_Res.CMD_CONTINUE, *none)
+            return (_Res.CMD_CONTINUE, ITEntry(), DTEntry())
         dte = yield from self._get_dte(devid)
         if dte is None:
             report(f"memory error reading the DTE of DeviceID {devid:#x}")
-            return (_Res.CMD_STALL, *none)
+            return (_Res.CMD_STALL, ITEntry(), DTEntry())
         if not dte.valid:
             report(f"no valid DTE for DeviceID {devid:#x}")
-            return (_Res.CMD_CONTINUE, *none)
+            return (_Res.CMD_CONTINUE, ITEntry(), DTEntry())
         num_eventids = 1 << (dte.size + 1)
         if eventid >= num_eventids:
             report(
                 f"EventID {eventid:#x} >= {num_eventids:#x} (DeviceID {devid:#x} Size {dte.size})"
             )
-            return (_Res.CMD_CONTINUE, *none)
+            return (_Res.CMD_CONTINUE, ITEntry(), DTEntry())
         ite = yield from self._get_ite(eventid, dte)
         if ite is None:
             report(f"memory error reading the ITE of DeviceID {devid:#x} EventID {eventid:#x}")
-            return (_Res.CMD_STALL, *none)
+            return (_Res.CMD_STALL, ITEntry(), DTEntry())
         if not ite.valid:
             report(f"no valid ITE for DeviceID {devid:#x} EventID {eventid:#x}")
             return (_Res.CMD_CONTINUE, ite, dte)

@@ -13,6 +13,8 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from gic.fastinit import fast_init
+
 Req = TypeVar("Req")
 T = TypeVar("T")
 
@@ -20,6 +22,7 @@ T = TypeVar("T")
 Core = Generator[Any, Any, T]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MemRead:
     """Read ``size`` bytes of RAM at ``addr``; answered with ``bytes``."""
@@ -29,6 +32,7 @@ class MemRead:
     why: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MemWrite:
     """Write ``data`` to RAM at ``addr``; answered with None."""
@@ -80,12 +84,21 @@ class Driver(Generic[T]):
 
 
 def run_sync(gen: Core[T], answer: Callable[[Any], Any]) -> T:
-    """Run a core to completion, answering each request synchronously."""
-    drv = Driver(gen)
-    req = drv.start()
-    while not drv.done:
-        req = drv.resume(answer(req))
-    return drv.result  # type: ignore[return-value]
+    """Run a core to completion, answering each request synchronously.
+
+    (What a :class:`Driver` does, without one: this runs for every synchronous GIC operation.)
+    """
+    send = gen.send
+    try:
+        req = send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    while True:
+        reply = answer(req)
+        try:
+            req = send(reply)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
 
 class Ram:
@@ -104,6 +117,14 @@ class Ram:
     def read(self, addr: int, size: int) -> bytes:
         if not self.contains(addr, size):
             raise ValueError(f"RAM read [{addr:#x}+{size:#x}] outside RAM")
+        page, off = divmod(addr, self.PAGE)
+        if off + size <= self.PAGE:  # within one page (nearly every access): no loop
+            p = self._pages.get(page)
+            if p is None:
+                return bytes(size)
+            if size > 64:  # a table scan: copy the bytes once, not twice
+                return bytes(memoryview(p)[off : off + size])
+            return bytes(p[off : off + size])
         out = bytearray()
         while size:
             page, off = divmod(addr, self.PAGE)
@@ -117,6 +138,14 @@ class Ram:
     def write(self, addr: int, data: bytes) -> None:
         if not self.contains(addr, len(data)):
             raise ValueError(f"RAM write [{addr:#x}+{len(data):#x}] outside RAM")
+        page, off = divmod(addr, self.PAGE)
+        n = len(data)
+        if n and off + n <= self.PAGE and type(data) is bytes:  # within one page: no loop
+            p = self._pages.get(page)
+            if p is None:
+                p = self._pages[page] = bytearray(self.PAGE)
+            p[off : off + n] = data
+            return
         mv = memoryview(data)
         while mv:
             page, off = divmod(addr, self.PAGE)

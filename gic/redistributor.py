@@ -30,6 +30,7 @@ function that makes it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from gic.distributor import (
@@ -104,6 +105,16 @@ _O_ICFGR0 = _sgi(GICR_ICFGR0.offset)
 _O_ICFGR1 = _sgi(GICR_ICFGR1.offset)
 _O_IGRPMODR0 = _sgi(GICR_IGRPMODR0.offset)
 _O_NSACR = _sgi(GICR_NSACR.offset)
+
+
+#: Bytes of the pending table _update_for_all_lpis turns into one integer at a time.
+_SCAN_BLOCK = 1024
+
+
+@functools.cache
+def _zeros(n: int) -> bytes:
+    """``n`` zero bytes (one object per length: a table's, a block's)."""
+    return bytes(n)
 
 
 def _byte(data: bytes, i: int) -> int:
@@ -279,15 +290,24 @@ class Redistributor:
         if end <= first:
             return
         data = yield MemRead(ptbase + first, end - first, why="update_for_all_lpis")
-        # The whole table as one integer: bit k is INTID first*8 + k. Walking its set bits
-        # lowest first visits them in QEMU's byte-then-bit order, without a Python loop per byte
-        # (a short answer reads as zero past its end, as _byte does).
-        pend = int.from_bytes(data[: end - first], "little")
-        base = first * 8
-        while pend:
-            low = pend & -pend
-            yield from self._update_for_one_lpi(base + low.bit_length() - 1, ctbase)
-            pend ^= low
+        # The table a block at a time as an integer: bit k is INTID (first + off)*8 + k.
+        # Walking the set bits lowest first, block after block, visits them in QEMU's
+        # byte-then-bit order without a Python loop per byte; all-zero blocks (most of the
+        # table) are skipped by a comparison (a short answer reads as zero past its end, as
+        # _byte does).
+        table = data[: end - first]
+        if table == _zeros(len(table)):
+            return
+        for off in range(0, len(table), _SCAN_BLOCK):
+            block = table[off : off + _SCAN_BLOCK]
+            if block == _zeros(len(block)):
+                continue
+            pend = int.from_bytes(block, "little")
+            base = (first + off) * 8
+            while pend:
+                low = pend & -pend
+                yield from self._update_for_one_lpi(base + low.bit_length() - 1, ctbase)
+                pend ^= low
 
     def _set_pending_table_bit(self, ptbase: int, irq: int, level: bool) -> Core[bool]:
         """set_pending_table_bit(): read the byte; write it back only if the bit changes."""

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gic.cpu_interface import SysregError
+from gic.fastinit import fast_init
 from gic.list_registers import ListRegisters
 from transport.abi import ENTRY_DABT, ENTRY_UNDEF, SMCCC_IMM, XEN_HYPERCALL_TAG
 from transport.messages import Entry, Envelope, Exit, GicContext, Mmio, Smccc, Sysreg
@@ -57,6 +58,7 @@ from transport.port import GuestPort
 Gen = Generator[Any, Any, Any]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MmioRead:
     addr: int
@@ -64,6 +66,7 @@ class MmioRead:
     why: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MmioWrite:
     addr: int
@@ -72,12 +75,14 @@ class MmioWrite:
     why: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SysregRead:
     reg: str
     why: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SysregWrite:
     reg: str
@@ -105,6 +110,7 @@ class Hypercall:
     why: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Cost:
     ns: int
@@ -412,7 +418,7 @@ class CpuRuntime:
         if self.virt:
             return self._serve_virt(req, port, fresh=True)
         o = self.owner
-        if isinstance(req, MmioRead | MmioWrite):
+        if isinstance(req, (MmioRead, MmioWrite)):
             write = isinstance(req, MmioWrite)
             msg = Mmio(
                 cpu=self.cpu,
@@ -425,7 +431,7 @@ class CpuRuntime:
             o.register_request(eid, self.cpu)
             self.waiting = ("reply", eid)
             return False, None
-        if isinstance(req, SysregRead | SysregWrite):
+        if isinstance(req, (SysregRead, SysregWrite)):
             write = isinstance(req, SysregWrite)
             msg = Sysreg(cpu=self.cpu, reg=req.reg, write=write, value=req.value if write else 0)
             eid = port.send(o.host, msg, why=req.why, request=True)
@@ -508,10 +514,10 @@ class CpuRuntime:
     def _serve_virt(self, req: Any, port: GuestPort, fresh: bool) -> tuple[bool, Any]:
         """Serve ``req`` as dom0's vCPU (see the module docstring)."""
         o = self.owner
-        local = isinstance(req, SysregRead | SysregWrite) and req.reg not in TRAPPED_SYSREGS
+        local = isinstance(req, (SysregRead, SysregWrite)) and req.reg not in TRAPPED_SYSREGS
         if fresh and not local and self._prelude(req, port):  # ICC_* accesses run on
             return False, None
-        if isinstance(req, MmioRead | MmioWrite):
+        if isinstance(req, (MmioRead, MmioWrite)):
             write = isinstance(req, MmioWrite)
             value = req.value if write else 0
             dev = o.device_component(req.addr)
@@ -526,7 +532,7 @@ class CpuRuntime:
                                    write=write, value=value), req.why,
             )  # fmt: skip
             return False, None
-        if isinstance(req, SysregRead | SysregWrite):
+        if isinstance(req, (SysregRead, SysregWrite)):
             write = isinstance(req, SysregWrite)
             if req.reg in TRAPPED_SYSREGS:
                 self._send_exit(

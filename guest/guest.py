@@ -826,8 +826,6 @@ class Guest:
 
     def console_chunk(self, cpu: int) -> Hypercall | None:
         """The next CONSOLEIO_write of ``cpu`` if it holds (or can take) the console lock."""
-        from guest.xen_enlighten import console_write_call, hvc_chunks
-
         k = self.console_k
         if k is None or k is not self.kernel or k.xen is None:
             return None
@@ -848,7 +846,11 @@ class Guest:
             line = lines[self.console_next].line
             self.console_next += 1
             self.console_text.append(line)
+            from guest.xen_enlighten import hvc_chunks  # here: most calls have nothing to write
+
             self.console_pending = hvc_chunks((line + "\n").encode())
+        from guest.xen_enlighten import console_write_call
+
         self.console_owner = cpu
         return console_write_call(k, cpu, self.console_pending.pop(0))
 

@@ -15,6 +15,7 @@ only into device-visible tables (``Owner.dma``). A range reserved through EFI ME
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -53,6 +54,10 @@ class _Seg:
     base: int
     end: int  # exclusive
     owner: Owner
+
+
+def _seg_end(s: _Seg) -> int:
+    return s.end
 
 
 class RegionMap:
@@ -99,7 +104,10 @@ class RegionMap:
         """(start, size, owner) pieces covering [base, base+size), free pieces included."""
         end = base + size
         pos = base
-        for s in self._segs:
+        # The segments are sorted and disjoint, so their ends ascend: skip (by bisection, not
+        # one by one) the leading ones that end at or before ``base``.
+        segs = self._segs
+        for s in itertools.islice(segs, bisect.bisect_right(segs, pos, key=_seg_end), None):
             if s.end <= pos:
                 continue
             if s.base >= end:

@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gic.gic import MsiOutcome
+from gic.gic import Gic, MsiOutcome
 from gic.port import Driver, MemRead, MemWrite
 from hypervisor.devices import DeviceWindow
 from hypervisor.generic_timer import (
@@ -718,6 +718,12 @@ class BareMetalHost:
 
 
 def _irq_lines(gic: Any, cpus: int) -> list[bool]:
+    if type(gic) is Gic:  # the model: irq_lines() is False but for the CPUs raised_lines() has
+        levels = [False] * cpus
+        for c in gic.raised_lines():
+            if c < cpus:
+                levels[c] = True
+        return levels
     lines = gic.irq_lines()
     if isinstance(lines, dict):
         return [bool(lines.get(c, False)) for c in range(cpus)]

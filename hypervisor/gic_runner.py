@@ -131,7 +131,7 @@ class CoreQueue:
             try:
                 handled, answer = self._local(req)
                 if not handled:
-                    if not isinstance(req, MemRead | MemWrite):
+                    if not isinstance(req, (MemRead, MemWrite)):
                         req = job.driver.throw(TypeError(f"cannot serve core request {req!r}"))
                         continue
                     self._wait = (self._remote(req), req)

@@ -130,7 +130,7 @@ class XenHeap:
 
     def answer(self, req: Any) -> Any:
         """Answer the physical GIC's memory request; a failure is an exception instance."""
-        if self.on_access is not None and isinstance(req, MemRead | MemWrite):
+        if self.on_access is not None and isinstance(req, (MemRead, MemWrite)):
             self.on_access(req)
         try:
             if isinstance(req, MemRead):

@@ -39,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from gic.fastinit import fast_init
 from hypervisor.xen_log import XenLog, vcpu_name
 from transport.messages import GicContext
 
@@ -151,6 +152,7 @@ class HostAction:
     vcpu: int | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Injection:
     """What ``vgic_inject_irq`` did: ``outcome`` is one of dropped-offline, dropped-unmapped,

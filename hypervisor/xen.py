@@ -457,7 +457,7 @@ class Xen:
 
     def _local_mem(self, req: Any) -> tuple[bool, Any]:
         """The physical GIC's accesses to Xen's heap are answered here, at once."""
-        if isinstance(req, MemRead | MemWrite):
+        if isinstance(req, (MemRead, MemWrite)):
             size = req.size if isinstance(req, MemRead) else len(req.data)
             if self.heap.contains(req.addr, size):
                 return True, self.heap.answer(req)
@@ -481,10 +481,8 @@ class Xen:
 
     def _after_gic_op(self) -> None:
         """Look at every pCPU's IRQ line (gicv3 CPU interface output) and take interrupts."""
-        lines = self.gic.irq_lines()
-        for cpu in sorted(lines):
-            if lines[cpu]:
-                self._irq_line_high(cpu)
+        for cpu in self.gic.raised_lines():  # ascending, as of now (before any is taken)
+            self._irq_line_high(cpu)
 
     def _irq_line_high(self, cpu: int) -> None:
         """pCPU ``cpu`` has its IRQ line up: take it now if in Xen or idle, else kick."""
@@ -718,8 +716,7 @@ class Xen:
         """The exit is handled: take a pending physical interrupt of this pCPU, then enter."""
         if v.state != VCPU_IN_XEN:
             return
-        lines = self.gic.irq_lines()
-        if lines.get(v.pcpu):
+        if self.gic.irq_line(v.pcpu):
             self._current = v.id
             try:
                 self.gic_interrupt(v.pcpu, v.id)
@@ -766,8 +763,7 @@ class Xen:
 
     def _block_unless_event_pending(self, v: VcpuCtl, regs: tuple[int, ...]) -> None:
         """vcpu_block_unless_event_pending: resume at once if an interrupt is deliverable."""
-        lines = self.gic.irq_lines()
-        if lines.get(v.pcpu):  # take what is already pending on this pCPU first
+        if self.gic.irq_line(v.pcpu):  # take what is already pending on this pCPU first
             self.gic_interrupt(v.pcpu, v.id)
             if self._check_vgic_crash():
                 return
@@ -1006,8 +1002,7 @@ class Xen:
 
     def _on_irq_exit(self, v: VcpuCtl, msg: Exit) -> None:
         """do_trap_irq: the physical interrupt Xen kicked for, else the maintenance IRQ."""
-        lines = self.gic.irq_lines()
-        if lines.get(v.pcpu):
+        if self.gic.irq_line(v.pcpu):
             self.gic_interrupt(v.pcpu, v.id)
             if self._check_vgic_crash():
                 return
@@ -1076,10 +1071,14 @@ class Xen:
         loaded = v.state in (VCPU_RUNNING, VCPU_IN_XEN)
         level = loaded and v.timer.output
         self.gic.set_ppi(v.pcpu, self.machine.timer_virt_ppi, level)
-        if level and self._port is not None and v.pcpu not in self._handling_irq:
-            lines = self.gic.irq_lines()
-            if lines.get(v.pcpu) and v.state == VCPU_RUNNING:
-                self._send_kick(v)
+        if (
+            level
+            and self._port is not None
+            and v.pcpu not in self._handling_irq
+            and v.state == VCPU_RUNNING
+            and self.gic.irq_line(v.pcpu)
+        ):
+            self._send_kick(v)
 
     def vtimer_interrupt(self, cpu: int, current: int | None) -> None:
         """time.c vtimer_interrupt: ignore on idle, else mask CNTV and inject vIRQ 27."""

@@ -121,6 +121,33 @@ def _tag(msg_type: type) -> str:
     return msg_type.__struct_config__.tag  # type: ignore[attr-defined, no-any-return]
 
 
+_encode = msgspec.msgpack.Encoder().encode
+_Raw = msgspec.Raw
+
+
+#: A fixmap header byte -> the header of the same map with one entry less (None: not a fixmap
+#: with entries, so no such header; the fast path then fails and the msgpack way is taken).
+_FIXMAP_LESS_ONE = [bytes((i - 1,)) if 0x81 <= i <= 0x8F else None for i in range(256)]
+
+
+@functools.cache
+def _body_layout(msg_type: type) -> tuple[str, int, tuple[str, ...]] | None:
+    """How :meth:`TraceWriter.envelope` may pack a message of this type directly.
+
+    msgspec packs a tagged struct as a map whose first entry is the tag (``"kind": tag``)
+    and then every field in order: the same bytes msgpack gives ``envelope_body`` (the map of
+    ``to_builtins`` without ``kind``), save the map's length and that first entry. Returns
+    (the kind, where the fields start, the fields declared ``bytes``), or None when that does
+    not hold as simply (an array-like struct, or 15 fields or more: no longer a fixmap).
+    """
+    config = msg_type.__struct_config__  # type: ignore[attr-defined]
+    fields = msgspec.structs.fields(msg_type)
+    if config.array_like or not 1 <= len(fields) < 15 or config.tag_field != "kind":
+        return None
+    cut = len(_encode({"kind": config.tag}))
+    return _tag(msg_type), cut, tuple(f.name for f in fields if f.type is bytes)
+
+
 def envelope_body(env: Envelope) -> dict[str, Any]:
     """The body of a message as recorded: its fields as plain data, without ``kind``."""
     body = msgspec.to_builtins(env.msg, builtin_types=(bytes,))
@@ -189,16 +216,39 @@ class TraceWriter:
             raise TraceError(f"trace writer for {self.path} is closed")
         seq = self._seq
         msg = env.msg
-        kind = _tag(type(msg))
-        body = _to_builtins(msg, builtin_types=(bytes,))
-        body.pop("kind", None)
-        try:
-            payload = _PACKER.pack(
-                [seq, env.t, env.src, env.dst, kind, body, env.why, env.id, env.reply_to]
-            )
-        except (TypeError, ValueError, OverflowError) as exc:
-            _PACKER.reset()
-            raise TraceError(f"record {seq} ({kind}) cannot be written: {exc}") from None
+        payload = None
+        layout = _body_layout(type(msg))
+        # Fast path: msgspec packs the message itself, and the tag entry is cut off. Only for
+        # bytes fields that hold bytes (to_builtins would turn a bytearray into base64 text);
+        # anything msgspec refuses goes the msgpack way below, which raises as it always did.
+        if layout is None:
+            kind = _tag(type(msg))
+            fast = False
+        else:
+            kind, cut, bytes_fields = layout
+            fast = True
+            for name in bytes_fields:
+                if type(getattr(msg, name)) is not bytes:
+                    fast = False
+        if fast:
+            try:
+                m = _encode(msg)
+                body = _Raw(_FIXMAP_LESS_ONE[m[0]] + m[cut:])  # type: ignore[operator]
+                payload = _encode(
+                    (seq, env.t, env.src, env.dst, kind, body, env.why, env.id, env.reply_to)
+                )
+            except Exception:
+                payload = None
+        if payload is None:
+            body = _to_builtins(msg, builtin_types=(bytes,))
+            body.pop("kind", None)
+            try:
+                payload = _PACKER.pack(
+                    [seq, env.t, env.src, env.dst, kind, body, env.why, env.id, env.reply_to]
+                )
+            except (TypeError, ValueError, OverflowError) as exc:
+                _PACKER.reset()
+                raise TraceError(f"record {seq} ({kind}) cannot be written: {exc}") from None
         self._seq = seq + 1
         batch = self._batch
         batch.append(_HEADER_PACK(len(payload), _CRC32(payload)))
@@ -278,8 +328,34 @@ class _Chunks:
         self._pos += n
 
 
+_HEADER_UNPACK_FROM = RECORD_HEADER.unpack_from
+
+
 def _read_one(chunks: _Chunks) -> tuple[str, Any, int, int]:
     """(status, value, total, have): "ok" with the payload, "eof", "torn", or "corrupt"."""
+    # Nearly every record is whole in the buffer already and good: then the checks below come
+    # to this, without their method calls and copies. Anything else (short buffer, length over
+    # the limit, bad CRC, not msgpack) goes the general way, from the unchanged state.
+    buf = chunks._buf
+    at = chunks._at
+    if len(buf) - at >= 8:
+        length, crc = _HEADER_UNPACK_FROM(buf, at)
+        total = 8 + length
+        if length <= MAX_RECORD and len(buf) - at >= total:
+            payload = buf[at + 8 : at + total]
+            if _CRC32(payload) == crc:
+                try:
+                    obj = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+                except Exception:
+                    pass
+                else:
+                    chunks._at = at + total  # chunks.take(total)
+                    chunks._pos += total
+                    return "ok", obj, total, total
+    return _read_one_general(chunks)
+
+
+def _read_one_general(chunks: _Chunks) -> tuple[str, Any, int, int]:
     have = chunks.available(RECORD_HEADER.size)
     if have == 0:
         return "eof", None, 0, 0
@@ -440,10 +516,43 @@ class TraceReader:
                 return
 
 
+_new = object.__new__
+_SET_SEQ, _SET_T, _SET_SRC, _SET_DST, _SET_KIND, _SET_BODY, _SET_WHY, _SET_ID, _SET_REPLY_TO = (
+    TraceRecord.__dict__[name].__set__
+    for name in FIELDS  # the slots' descriptors
+)
+
+
 def _record(obj: Any) -> TraceRecord | str:
     """A TraceRecord, or what is wrong with the decoded payload."""
     if not isinstance(obj, list) or len(obj) != len(FIELDS):
         return f"not a {len(FIELDS)}-field record: {obj!r:.80}"
+    seq, t, src, dst, kind, body, why, id_, reply_to = obj
+    if (
+        type(seq) is int
+        and type(t) is int
+        and type(src) is str
+        and type(dst) is str
+        and type(kind) is str
+        and type(body) is dict
+        and type(why) is str
+        and type(id_) is int
+        and type(reply_to) is int
+    ):
+        # Exactly the types the checks below ask for (an int that is no bool): the record
+        # TraceRecord(*obj) makes, its slots set directly (a frozen dataclass's __init__ sets
+        # each through object.__setattr__, at twice the cost; every record read comes here).
+        rec = _new(TraceRecord)
+        _SET_SEQ(rec, seq)
+        _SET_T(rec, t)
+        _SET_SRC(rec, src)
+        _SET_DST(rec, dst)
+        _SET_KIND(rec, kind)
+        _SET_BODY(rec, body)
+        _SET_WHY(rec, why)
+        _SET_ID(rec, id_)
+        _SET_REPLY_TO(rec, reply_to)
+        return rec
     for name, typ, value in zip(FIELDS, _TYPES, obj):
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
             return f"field {name} is {type(value).__name__}, expected {typ.__name__}"
