@@ -438,7 +438,10 @@ def main(
             from cosim.faults import load_plan
 
             plan = load_plan(faults)
-        sim, result = execute(sc, trace, faults=plan)
+        from cosim.progress import sim_progress
+
+        with sim_progress(err, sc.duration_ns, sc.name) as update:
+            sim, result = execute(sc, trace, progress=update, faults=plan)
     except (ScenarioError, FaultPlanError) as exc:
         err.write(f"cosim run: {exc}\n")
         return 2
