@@ -34,13 +34,12 @@ Bad input never raises: malformed requests get ``Reply(status=-1, error=...)`` a
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from gic.gic import Gic, MsiOutcome
-from gic.port import Driver, MemRead, MemWrite
+from gic.port import MemRead, MemWrite
 from hypervisor.devices import DeviceWindow
 from hypervisor.generic_timer import (
     CNTV_CTL_ENABLE,
@@ -49,6 +48,7 @@ from hypervisor.generic_timer import (
     TIMER_REGS,
     VirtualTimer,
 )
+from hypervisor.gic_runner import CoreQueue, Job
 from hypervisor.machine import VirtMachine
 from transport.abi import (
     ARM_SMCCC_VERSION_FUNC_ID,
@@ -119,17 +119,6 @@ def _is_int(v: object, bits: int = 64) -> bool:
 
 
 @dataclass(slots=True)
-class _Op:
-    """One queued GIC operation: the core factory, what to do with its result or error."""
-
-    what: str
-    start: Callable[[], Any]
-    done: Callable[[Any], None]
-    fail: Callable[[str], None]
-    driver: Driver[Any] | None = None
-
-
-@dataclass(slots=True)
 class HostCounters:
     """MSI accounting: every MSI received is set, coalesced or dropped."""
 
@@ -186,9 +175,10 @@ class BareMetalHost:
         self.power = [c == 0 for c in range(self.machine.cpus)]  # secondaries start powered off
         self.stats = HostCounters()
         self.system_state = "running"
-        self._queue: deque[_Op] = deque()
-        self._active: _Op | None = None
-        self._mem_wait: tuple[int, MemRead | MemWrite] | None = None
+        #: GIC operations, one at a time; their memory requests go to the guest's RAM.
+        self._cores = CoreQueue(
+            local=lambda _req: (False, None), remote=self._remote_mem, mem_error=self._mem_error
+        )
         self._lines = [False] * self.machine.cpus
         self._forwarded: dict[int, Envelope] = {}
         self._timers = [VirtualTimer() for _ in range(self.machine.cpus)]
@@ -204,7 +194,7 @@ class BareMetalHost:
     @property
     def busy(self) -> bool:
         """A GIC operation is running or queued."""
-        return self._active is not None or bool(self._queue)
+        return self._cores.busy
 
     # -- component ---------------------------------------------------------------------------
 
@@ -308,7 +298,7 @@ class BareMetalHost:
                 port.reply(env, Reply(value=v), why=why)
 
         self._submit(
-            _Op(
+            Job(
                 f"mmio {msg.addr:#x}",
                 lambda: self.gic.mmio(msg.cpu, msg.addr, msg.size, msg.write, value),
                 done,
@@ -342,7 +332,7 @@ class BareMetalHost:
                 )
 
         self._submit(
-            _Op(
+            Job(
                 f"sysreg {msg.reg}",
                 lambda: self.gic.sysreg(msg.cpu, msg.reg, msg.write, msg.value),
                 done,
@@ -367,7 +357,7 @@ class BareMetalHost:
             return
         self.stats.msis_received += 1
         self._submit(
-            _Op(
+            Job(
                 f"msi {devid:#x}/{eventid}",
                 lambda: self._msi_core(devid, eventid),
                 lambda outcome: self._count_msi(devid, eventid, outcome, port),
@@ -424,66 +414,43 @@ class BareMetalHost:
             done("ignored" if changed is None else "set" if changed else "coalesced")
 
         self._submit(
-            _Op(f"fault lpi {intid}", lambda: self.gic.redists[cpu].set_lpi(intid, True),
+            Job(f"fault lpi {intid}", lambda: self.gic.redists[cpu].set_lpi(intid, True),
                 finish, lambda e: done("ignored")),
             port,
         )  # fmt: skip
 
     # -- the GIC operation queue -------------------------------------------------------------
 
-    def _submit(self, op: _Op, port: HostPort) -> None:
-        self._queue.append(op)
-        if self._active is None:
-            self._run_next(port)
+    def _submit(self, job: Job, port: HostPort) -> None:
+        """Queue a GIC operation; once it ends (done or failed), what the GIC logged goes in
+        the trace and the IRQ lines follow the new state."""
 
-    def _run_next(self, port: HostPort) -> None:
-        while self._active is None and self._queue:
-            op = self._queue.popleft()
-            self._active = op
-            try:
-                op.driver = Driver(op.start())
-                req = op.driver.start()
-            except Exception as exc:
-                self._finish_failed(op, exc, port)
-                continue
-            self._advance(req, port)
-
-    def _advance(self, req: Any, port: HostPort) -> None:
-        """Send the core's next memory request, or finish the operation."""
-        op = self._active
-        assert op is not None and op.driver is not None
-        while True:
-            if op.driver.done:
-                self._active = None
-                op.done(op.driver.result)
+        def after(callback: Callable[[Any], None]) -> Callable[[Any], None]:
+            def then(value: Any) -> None:
+                callback(value)
                 self._drain_gic_records(port)
                 self._sync_lines(port)
-                self._run_next(port)
-                return
-            if isinstance(req, MemRead):
-                mem = Mem(agent="hw", addr=req.addr, size=req.size, write=False)
-            elif isinstance(req, MemWrite):
-                mem = Mem(
-                    agent="hw", addr=req.addr, size=len(req.data), write=True, data=bytes(req.data)
-                )
-            else:
-                try:
-                    req = op.driver.throw(TypeError(f"host cannot serve core request {req!r}"))
-                except Exception as exc:
-                    self._finish_failed(op, exc, port)
-                    self._run_next(port)
-                    return
-                continue
-            mid = port.send(self.guest, mem, why=req.why, request=True)
-            self._mem_wait = (mid, req)
-            return
 
-    def _finish_failed(self, op: _Op, exc: BaseException, port: HostPort) -> None:
-        self._active = None
-        self._mem_wait = None
-        op.fail(f"{op.what}: {type(exc).__name__}: {exc}")
-        self._drain_gic_records(port)
-        self._sync_lines(port)
+            return then
+
+        self._cores.submit(
+            Job(job.what, job.start, after(job.done), after(job.fail))  # type: ignore[arg-type]
+        )
+
+    def _remote_mem(self, req: MemRead | MemWrite) -> int:
+        """A core's memory access: a ``mem`` request of agent ``hw`` to the guest's RAM."""
+        assert self._port is not None
+        if isinstance(req, MemRead):
+            mem = Mem(agent="hw", addr=req.addr, size=req.size, write=False)
+        else:
+            mem = Mem(
+                agent="hw", addr=req.addr, size=len(req.data), write=True, data=bytes(req.data)
+            )
+        return self._port.send(self.guest, mem, why=req.why, request=True)
+
+    def _mem_error(self, req: MemRead | MemWrite, error: str) -> None:
+        assert self._port is not None
+        self._port.record("mem-error", {"addr": req.addr, "error": error}, why=req.why)
 
     def _on_reply(self, env: Envelope, port: HostPort) -> None:
         reply = env.msg
@@ -493,43 +460,8 @@ class BareMetalHost:
             if fwd.id:
                 port.reply(fwd, reply, why="host_forward_mmio")
             return
-        if self._mem_wait is None or env.reply_to != self._mem_wait[0]:
+        if not self._cores.on_reply(env.reply_to, reply):
             port.record("bad-reply", {"src": env.src, "reply_to": env.reply_to}, why="host")
-            return
-        _, req = self._mem_wait
-        self._mem_wait = None
-        op = self._active
-        assert op is not None and op.driver is not None
-        answer: Any
-        if reply.status != 0:
-            port.record(
-                "mem-error",
-                {"addr": req.addr, "error": reply.error or f"status {reply.status}"},
-                why=req.why,
-            )
-            answer = (
-                b""
-                if isinstance(req, MemRead)
-                else ValueError(reply.error or "guest refused the write")
-            )
-        elif isinstance(req, MemRead):
-            answer = bytes(reply.data)
-            if len(answer) != req.size:
-                port.record(
-                    "mem-error",
-                    {"addr": req.addr, "error": f"read answered {len(answer)} of {req.size} bytes"},
-                    why=req.why,
-                )
-                answer = b""
-        else:
-            answer = None
-        try:
-            nxt = op.driver.resume(answer)
-        except Exception as exc:
-            self._finish_failed(op, exc, port)
-            self._run_next(port)
-            return
-        self._advance(nxt, port)
 
     def _drain_gic_records(self, port: HostPort) -> None:
         """Put what the GIC logged (QEMU LOG_GUEST_ERROR, ITS command errors) in the trace."""
@@ -611,7 +543,7 @@ class BareMetalHost:
             yield  # pragma: no cover
 
         self._submit(
-            _Op(f"ppi {ppi} cpu{cpu}", core, lambda _r: None, lambda e: self._gic_error(e, port)),
+            Job(f"ppi {ppi} cpu{cpu}", core, lambda _r: None, lambda e: self._gic_error(e, port)),
             port,
         )
 

@@ -9,8 +9,7 @@ gets the matching ``Reply``. A failed guest access is given to the core the way
 gic/its.py expects: ``b""`` for a read, an exception instance for a write. Exceptions a core
 raises fail only that job (``fail`` gets one line), never the host.
 
-hypervisor/xen.py uses it; hypervisor/baremetal.py has the same loop inline (BareMetalHost
-._submit/_advance/_on_reply) and could move onto this class.
+hypervisor/xen.py and hypervisor/baremetal.py use it.
 """
 
 from __future__ import annotations
