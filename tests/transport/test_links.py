@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import struct
 from pathlib import Path
 
@@ -482,3 +483,48 @@ async def test_tcp_on_loopback_port_zero(autojump_clock: trio.abc.Clock) -> None
         (0xFFEF, 1, 0x11),
         (0xFFDF, 2, 0x21),
     ]
+
+
+async def test_inline_handler_and_direct_call(autojump_clock: trio.abc.Clock) -> None:
+    """``run(inline=True)`` answers in the receive loop; ``call`` receives by itself, handing a
+    one-way message that arrives first to its handler and dropping a stray reply."""
+    a, b = memory_link_pair("guest", "bus")
+    guest = Endpoint(a, "guest")
+    bus = Endpoint(b, "bus")
+    seen: list[Envelope] = []
+
+    async def serve(req: Envelope) -> None:
+        assert isinstance(req.msg, Mmio)
+        await bus.send("guest", Kick(vcpu=0), t=req.t)  # one-way, before the answer
+        await bus.send("guest", Reply(value=0), t=req.t, reply_to=999)  # nobody asked
+        await bus.reply(req, Reply(value=req.msg.addr + 1), t=req.t + 10, why="gicd_read")
+
+    async def one_way(env: Envelope) -> None:
+        seen.append(env)
+
+    with trio.fail_after(HANG):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(functools.partial(bus.run, serve, inline=True))
+            with capture_logs() as logs:
+                r1 = await guest.call("bus", mmio(0x100), t=5, handler=one_way)
+                r2 = await guest.call("bus", mmio(0x200), t=6)
+            await a.aclose()
+    assert r1.msg == Reply(value=0x101) and r1.reply_to == 1 and r1.t == 15
+    assert r2.msg == Reply(value=0x201) and r2.reply_to == 2
+    assert [e.kind for e in seen] == ["kick"] and guest.dropped_replies == 2
+    assert [x["event"] for x in logs] == [
+        "reply to unknown id dropped",
+        "envelope dropped: no handler",
+        "reply to unknown id dropped",
+    ]
+
+
+async def test_call_while_run_receives_is_refused(autojump_clock: trio.abc.Clock) -> None:
+    a, _b = memory_link_pair("guest", "bus")
+    guest = Endpoint(a, "guest")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(guest.run, _unexpected)
+        await trio.sleep(0.1)
+        with pytest.raises(RuntimeError, match="call\\(\\) while run\\(\\) receives"):
+            await guest.call("bus", mmio(0x100), t=0)
+        nursery.cancel_scope.cancel()
