@@ -66,6 +66,8 @@ XEN_VERSION_EXIT = Exit(
 )
 VCPU_STEPS = (4, 16, 32, 64, 128)
 QUICK_VCPU_STEPS = (4, 16, 32)
+#: Echo and hypercall rates are measured this many times each, alternately; the best counts.
+ROUNDS = 2
 #: Sizes of a quick and a full run.
 SIZES: dict[str, dict[str, Any]] = {
     "quick": {
@@ -637,17 +639,24 @@ def measure(quick: bool = False, progress: Callable[[str], None] | None = None) 
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
     }
-    say("raw echo")
-    f["echo_memory_rt_per_s"] = trio.run(_echo_memory, size["echo"])
-    f["echo_unix_rt_per_s"] = raw_echo_unix(size["echo"])
-    f["endpoint_memory_rt_per_s"] = trio.run(_endpoint_memory, size["echo"])
-    f["endpoint_unix_rt_per_s"] = endpoint_echo_unix(size["echo"])
-    say("hypercalls")
-    f["hypercall_inprocess_rt_per_s"] = hypercalls_in_process(size["hypercalls"])
+    # Each rate and its ceiling are measured alternately, ROUNDS times, and the best of each
+    # kept: one burst of load on a shared machine then cannot decide a ratio.
+    rates: dict[str, list[float]] = {}
+    for r in range(ROUNDS):
+        say(f"raw echo and hypercalls, round {r + 1} of {ROUNDS}")
+        for key, measure_one in (
+            ("echo_memory_rt_per_s", lambda: trio.run(_echo_memory, size["echo"])),
+            ("hypercall_inprocess_rt_per_s", lambda: hypercalls_in_process(size["hypercalls"])),
+            ("endpoint_memory_rt_per_s", lambda: trio.run(_endpoint_memory, size["echo"])),
+            ("echo_unix_rt_per_s", lambda: raw_echo_unix(size["echo"])),
+            ("hypercall_unix_rt_per_s", lambda: hypercalls_unix(size["hypercalls_unix"])),
+            ("endpoint_unix_rt_per_s", lambda: endpoint_echo_unix(size["echo"])),
+        ):
+            rates.setdefault(key, []).append(measure_one())
+    f.update({key: max(v) for key, v in rates.items()})
     f["hypercall_inprocess_ratio_to_echo"] = (
         f["hypercall_inprocess_rt_per_s"] / f["echo_memory_rt_per_s"]
     )
-    f["hypercall_unix_rt_per_s"] = hypercalls_unix(size["hypercalls_unix"])
     f["hypercall_unix_ratio_to_echo"] = f["hypercall_unix_rt_per_s"] / f["echo_unix_rt_per_s"]
     f["hypercall_unix_method"] = (
         "transport.links.Endpoint call (client) and inline run (child) over a Unix socket; the "
