@@ -31,6 +31,7 @@ import json
 import math
 import os
 import platform
+import resource
 import socket
 import struct
 import subprocess
@@ -538,25 +539,38 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run_child(args: list[str]) -> dict[str, Any]:
-    """``cosim ARGS`` in a child: wall seconds, its peak RSS (KiB), exit status, stdout."""
-    t0 = _clock()
+    """``cosim ARGS`` in a child: wall and CPU seconds, its peak RSS (KiB), exit status,
+    stdout. CPU time is what the child itself used, whatever else the machine runs."""
+    t0, c0 = _clock(), _children_cpu()
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, *args], cwd=ROOT, capture_output=True, check=False
     )
     wall = _clock() - t0
+    cpu = _children_cpu() - c0
     peak = 0
     for line in reversed(proc.stderr.decode(errors="replace").splitlines()):
         if line.startswith("bench-peak-rss-kib "):
             peak = int(line.split()[1])
             break
-    return {"wall_s": wall, "max_rss_kib": peak, "status": proc.returncode, "out": proc.stdout}
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "max_rss_kib": peak,
+        "status": proc.returncode,
+        "out": proc.stdout,
+    }
 
 
 def trace_overhead(scenario: Path, repeat: int = 2) -> dict[str, Any]:
-    """The same scenario without and with ``--trace``, alternately ``repeat`` times (the
-    fastest of each, so that a burst of load on a shared machine does not decide the
-    ratio): wall, peak RSS, trace size."""
+    """The same scenario without and with ``--trace``, alternately ``repeat`` times: the
+    overhead is of CPU time (the least of each), which other jobs on a shared machine do
+    not inflate as they do wall time; also wall time, peak RSS, trace size."""
     plain: list[dict[str, Any]] = []
     traced: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="cosim-bench-") as tmp:
@@ -565,13 +579,15 @@ def trace_overhead(scenario: Path, repeat: int = 2) -> dict[str, Any]:
             plain.append(run_child(["run", str(scenario), "--quiet"]))
             traced.append(run_child(["run", str(scenario), "--quiet", "--trace", trace]))
         size = os.path.getsize(trace) if os.path.exists(trace) else 0
-    p = min(plain, key=lambda r: r["wall_s"])
-    t = min(traced, key=lambda r: r["wall_s"])
+    p = min(plain, key=lambda r: r["cpu_s"])
+    t = min(traced, key=lambda r: r["cpu_s"])
     return {
         "scenario": scenario.name,
-        "untraced_s": p["wall_s"],
-        "traced_s": t["wall_s"],
-        "overhead": t["wall_s"] / p["wall_s"] - 1,
+        "untraced_s": min(r["wall_s"] for r in plain),
+        "traced_s": min(r["wall_s"] for r in traced),
+        "untraced_cpu_s": p["cpu_s"],
+        "traced_cpu_s": t["cpu_s"],
+        "overhead": t["cpu_s"] / p["cpu_s"] - 1,
         "untraced_max_rss_kib": max(r["max_rss_kib"] for r in plain),
         "traced_max_rss_kib": max(r["max_rss_kib"] for r in traced),
         "trace_bytes": size,
@@ -703,6 +719,8 @@ def measure(quick: bool = False, progress: Callable[[str], None] | None = None) 
     f["trace_overhead"] = t["overhead"]
     f["run_untraced_s"] = t["untraced_s"]
     f["run_traced_s"] = t["traced_s"]
+    f["run_untraced_cpu_s"] = t["untraced_cpu_s"]
+    f["run_traced_cpu_s"] = t["traced_cpu_s"]
     f["run_untraced_max_rss_kib"] = t["untraced_max_rss_kib"]
     f["run_traced_max_rss_kib"] = t["traced_max_rss_kib"]
     f["trace_bytes"] = t["trace_bytes"]
@@ -751,8 +769,9 @@ def report(f: dict[str, Any]) -> list[str]:
     m = f["matrix_wall_s"]
     out.append(f"cosim matrix, every config: {'skipped (--quick)' if m is None else f'{m:.1f} s'}")
     out.append(
-        f"trace ({f['trace_scenario']}): {f['run_untraced_s']:.2f} s without, "
-        f"{f['run_traced_s']:.2f} s with (+{100 * f['trace_overhead']:.0f} %); peak RSS "
+        f"trace ({f['trace_scenario']}): CPU {f['run_untraced_cpu_s']:.2f} s without, "
+        f"{f['run_traced_cpu_s']:.2f} s with ({100 * f['trace_overhead']:+.0f} %; wall "
+        f"{f['run_untraced_s']:.2f} s / {f['run_traced_s']:.2f} s); peak RSS "
         f"{f['run_untraced_max_rss_kib'] // 1024} MiB / {f['run_traced_max_rss_kib'] // 1024} MiB; "
         f"{f['trace_bytes'] / 1e6:.1f} MB of trace"
     )
