@@ -367,15 +367,12 @@ class Node:
         self.kexec_key: Key | None = None
         if self.is_guest:
             sched.observers.append(self._observe)
-            guest = sim.guest
-            began = guest.kexec_started
 
-            def kexec_started(k: Any) -> None:
-                began(k)
+            def kexec_began() -> None:
                 if self.kexec_key is None:
                     self.kexec_key = sched.current
 
-            guest.kexec_started = kexec_started  # type: ignore[method-assign]
+            sim.guest.kexec_listeners.append(kexec_began)
 
     def _observe(self, env: Envelope, at: Key | None = None) -> None:
         """Simulation._observe: hw/xen accesses to guest RAM sent once a kexec began.

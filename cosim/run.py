@@ -117,18 +117,14 @@ class Simulation:
             self.foreign.append((env.t, msg.agent, msg.addr, msg.size, msg.write, env.why))
 
     def start(self) -> None:
-        # _observe keeps nothing before a kexec began, so it watches only from then on: the
-        # guest's kexec_started (which sets _kexec_log_start) adds it, once.
-        guest = self.guest
-        began = guest.kexec_started
+        # _observe keeps nothing before a kexec began, so it watches only from then on.
         observers = self.scheduler.observers
 
-        def kexec_started(k: Any) -> None:
-            began(k)
+        def kexec_began() -> None:
             if self._observe not in observers:
                 observers.append(self._observe)
 
-        guest.kexec_started = kexec_started  # type: ignore[method-assign]
+        self.guest.kexec_listeners.append(kexec_began)
         self.scheduler.start()
         for t, token in self.actions:
             self.scheduler.call_later(self.guest.name, t, token)

@@ -178,6 +178,8 @@ class Guest:
         self._req_cpu: dict[int, int] = {}
         self._events: set[str] = set()
         self._kexec_log_start: int | None = None
+        #: Called (no arguments) each time a kexec begins: the run watches guest RAM from then.
+        self.kexec_listeners: list[Callable[[], None]] = []
         #: Fault injection (cosim/faults.py): asked at injectable sites; None = no fault active.
         self.fault_hook: Callable[[str, dict[str, Any]], bool] | None = None
 
@@ -437,6 +439,8 @@ class Guest:
 
     def kexec_started(self, k: Kernel) -> None:
         self._kexec_log_start = len(self.printk.lines)
+        for listener in self.kexec_listeners:
+            listener()
 
     # -- IRQs -----------------------------------------------------------------------------
 
