@@ -514,7 +514,7 @@ class Coordinator:
         (no other process can reach it sooner than its earliest pending time plus the
         lookahead); empty when the run is over."""
         limit = self.limit()
-        pend = {r: self.pending(r) for r in self.roles if r != self.stopped_by}
+        pend = self._running_pending()
         reach = sorted(((k[0] + self.lookahead,), r) for r, k in pend.items() if k is not None)
         gos: dict[str, Go] = {}
         for role, k in pend.items():
@@ -532,9 +532,12 @@ class Coordinator:
     def horizon(self) -> Key | None:
         """Every record still to come has a key at least this (None: none is to come)."""
         limit = self.limit()
-        pend = [self.pending(r) for r in self.roles if r != self.stopped_by]
-        live = [k for k in pend if k is not None and k < limit]
+        live = [k for k in self._running_pending().values() if k is not None and k < limit]
         return min(live) if live else None
+
+    def _running_pending(self) -> dict[str, Key | None]:
+        """The earliest pending key of every process that may still run (not the stopper)."""
+        return {r: self.pending(r) for r in self.roles if r != self.stopped_by}
 
     def ready(self, role: str, r: Ready) -> None:
         self.next[role] = r.next
@@ -644,12 +647,7 @@ def assemble(
 def write_records(writer: Any, records: list[bytes]) -> None:
     """Append records made by a Node to the run's TraceWriter (it numbers them)."""
     for raw in records:
-        t, src, dst, kind, body, why, id_, reply_to = msgpack.unpackb(
-            raw, raw=False, strict_map_key=False
-        )
-        writer.record(
-            t=t, src=src, dst=dst, kind=kind, body=body, why=why, id=id_, reply_to=reply_to
-        )
+        writer.record_packed(raw)
 
 
 def simulate(sc: Scenario, trace_path: str | None = None) -> tuple[Simulation, dict[str, Any]]:

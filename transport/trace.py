@@ -100,6 +100,8 @@ class TraceProblem:
 #: One reusable packer (msgpack.packb builds a new one per call); same bytes as packb.
 _PACKER = msgpack.Packer(use_bin_type=True)
 _HEADER_PACK = RECORD_HEADER.pack
+#: msgpack's one-byte headers of an array of 8 and of 9 elements (fixarray).
+_FIXARRAY_8, _FIXARRAY_9 = b"\x98", b"\x99"
 _CRC32 = zlib.crc32
 
 
@@ -249,6 +251,21 @@ class TraceWriter:
             except (TypeError, ValueError, OverflowError) as exc:
                 _PACKER.reset()
                 raise TraceError(f"record {seq} ({kind}) cannot be written: {exc}") from None
+        return self._append(seq, payload)
+
+    def record_packed(self, fields: bytes) -> int:
+        """Append a record whose fields after ``seq`` come packed, as one msgpack array
+        ``[t, src, dst, kind, body, why, id, reply_to]`` (what a multi-process Node sends):
+        the bytes record() would write, without unpacking and packing them again."""
+        if self._fd is None:
+            raise TraceError(f"trace writer for {self.path} is closed")
+        seq = self._seq
+        if fields[:1] != _FIXARRAY_8:
+            raise TraceError(f"record {seq}: not a packed array of the 8 fields after seq")
+        # msgpack packs a list element by element after its header: [seq, *fields].
+        return self._append(seq, _FIXARRAY_9 + _PACKER.pack(seq) + fields[1:])
+
+    def _append(self, seq: int, payload: bytes) -> int:
         self._seq = seq + 1
         batch = self._batch
         batch.append(_HEADER_PACK(len(payload), _CRC32(payload)))

@@ -444,3 +444,32 @@ def test_100k_records_stream_in_bounded_memory(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert (count, last, reader.records_read, reader.problem) == (n, n - 1, n, None)
     assert peak < size // 20, f"peak {peak} bytes for a {size}-byte file"
+
+
+def test_record_packed_writes_the_bytes_record_writes(tmp_path: Path) -> None:
+    """A multi-process Node's record (its fields after seq, packed) is written byte for byte as
+    record() writes the same fields; anything else is refused with the record's number."""
+    fields = [
+        (
+            7,
+            "host",
+            "guest",
+            "mem",
+            {"agent": "hw", "addr": 0x40000000, "data": b"\xa2"},
+            "x",
+            3,
+            0,
+        ),
+        (9, "guest", "", "printk", {"line": "GICv3: 224 SPIs"}, "", 0, 0),
+    ]
+    a, b = tmp_path / "a.trace", tmp_path / "b.trace"
+    with TraceWriter(a, {"h": 1}) as wa, TraceWriter(b, {"h": 1}) as wb:
+        for t, src, dst, kind, body, why, id_, reply_to in fields:
+            wa.record(
+                t=t, src=src, dst=dst, kind=kind, body=body, why=why, id=id_, reply_to=reply_to
+            )
+        for f in fields:
+            assert wb.record_packed(msgpack.packb(list(f), use_bin_type=True)) == fields.index(f)
+        with pytest.raises(TraceError, match="record 2: not a packed array of the 8 fields"):
+            wb.record_packed(msgpack.packb([1, 2], use_bin_type=True))
+    assert a.read_bytes() == b.read_bytes()
